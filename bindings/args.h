@@ -1,0 +1,69 @@
+// Argument validation shared by every binding. Everything is checked before any native
+// memory is touched; a failure throws a TypeError (wrong kind of value) or RangeError
+// (wrong size, index or value) whose message names the op, the argument and the shapes:
+//   rmsnorm_forward: expected Float32Array of length 6144 ([N, C] = [12, 512]) for "inp"
+//   but received length 4096
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+namespace growlm::bindings {
+
+/// "[N, C] = [12, 512]" from names "N, C" and their values.
+std::string shape(const char* names, std::initializer_list<int64_t> dims);
+
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* op, size_t count);
+
+  Napi::Env env() const { return info_.Env(); }
+  const char* op() const { return op_; }
+
+  /// An integer dimension or count in [min, 2^53).
+  int64_t size(size_t i, const char* name, int64_t min = 1) const;
+  /// Any integer in [min, max].
+  int64_t integer(size_t i, const char* name, int64_t min, int64_t max) const;
+  /// A finite number.
+  double finite(size_t i, const char* name) const;
+  bool boolean(size_t i, const char* name) const;
+  std::string string(size_t i, const char* name) const;
+  bool is_null(size_t i) const;
+
+  // Typed arrays of exactly `length` elements; `what` describes the expected shape.
+  float* f32(size_t i, const char* name, int64_t length, const std::string& what) const;
+  uint16_t* u16(size_t i, const char* name, int64_t length, const std::string& what) const;
+  int32_t* i32(size_t i, const char* name, int64_t length, const std::string& what) const;
+  uint8_t* u8(size_t i, const char* name, int64_t length, const std::string& what) const;
+  int64_t* i64(size_t i, const char* name, int64_t length, const std::string& what) const;
+  /// The same, or nullptr when the argument is null or undefined.
+  float* f32_or_null(size_t i, const char* name, int64_t length, const std::string& what) const;
+  uint16_t* u16_or_null(size_t i, const char* name, int64_t length, const std::string& what) const;
+  /// A Float32Array of at least `length` elements (strided matrices).
+  float* f32_at_least(size_t i, const char* name, int64_t length, const std::string& what) const;
+  uint16_t* u16_at_least(size_t i, const char* name, int64_t length, const std::string& what) const;
+
+  /// Checks every id is in [0, limit) (or equal to `allowed`, when given).
+  void check_ids(const int32_t* ids, int64_t n, const char* name, int64_t limit,
+                 const int32_t* allowed = nullptr) const;
+
+  [[noreturn]] void type_error(const std::string& message) const;
+  [[noreturn]] void range_error(const std::string& message) const;
+
+ private:
+  void* typed(size_t i, const char* name, napi_typedarray_type type, const char* type_name,
+              int64_t length, bool at_least, const std::string& what) const;
+
+  const Napi::CallbackInfo& info_;
+  const char* op_;
+};
+
+using Handler = Napi::Value (*)(const Napi::CallbackInfo&);
+
+/// Adds exports[name] = handler, converting any C++ exception it throws into a JS Error
+/// that names the op, so a native failure never ends the process.
+void bind(Napi::Env env, Napi::Object exports, const char* name, Handler handler);
+
+}  // namespace growlm::bindings

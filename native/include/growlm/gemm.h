@@ -1,0 +1,23 @@
+// General matrix multiply, row-major: C[M,N] = alpha * op(A) · op(B) + beta * C.
+// op(A) is [M,K]: A itself stored [M, lda >= K] (Trans::N) or Aᵀ with A stored
+// [K, lda >= M] (Trans::T); likewise op(B) is [K,N]. beta == 0 overwrites C without
+// reading it. Results do not depend on the thread count (fixed K blocking).
+#pragma once
+#include <cstdint>
+
+#include "growlm/context.h"
+
+namespace growlm {
+
+enum class Trans : int { N = 0, T = 1 };
+
+void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc, const Context& ctx);
+
+/// The same with bf16 inputs (raw bit patterns) and fp32 accumulation and output.
+void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+               float* C, int64_t ldc, const Context& ctx);
+
+}  // namespace growlm

@@ -1,0 +1,79 @@
+/**
+ * Loads the native addon and types the whole binding in one interface (each kernel family
+ * declares its slice next to its TypeScript wrapper in src/kernels/).
+ *
+ * The binding functions are positional and unforgiving by design: they re-check every
+ * buffer length against the sizes they are given, but shape logic, defaults and friendly
+ * names live in the wrappers. Call the wrappers, not the binding.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+import type { AdamwBinding } from "./kernels/adamw.js";
+import type { AttentionBinding } from "./kernels/attention.js";
+import type { BaselineBinding } from "./kernels/baseline.js";
+import type { ElementwiseBinding } from "./kernels/elementwise.js";
+import type { EmbeddingBinding } from "./kernels/embedding.js";
+import type { GemmBinding } from "./kernels/gemm.js";
+import type { NormBinding } from "./kernels/norm.js";
+import type { RngBinding } from "./kernels/rng.js";
+import type { RopeBinding } from "./kernels/rope.js";
+import type { SwigluBinding } from "./kernels/swiglu.js";
+import type { XentBinding } from "./kernels/xent.js";
+
+/** Code paths the CPU kernels are compiled for, slowest to fastest. */
+export type Isa = "portable" | "avx2" | "avx512";
+
+export interface NativeInfo {
+  backends: string[];
+  isa: Isa;
+  bestIsa: Isa;
+  bf16Dot: boolean;
+  threads: number;
+  cpuFeatures: Record<string, boolean>;
+  availableIsas: Isa[];
+}
+
+export interface CoreBinding {
+  info(): NativeInfo;
+  setThreads(threads: number): void;
+  setIsa(isa: Isa): void;
+  setBf16Dot(enabled: boolean): void;
+  measurePeakGflops(seconds: number): number;
+  alloc(bytes: number, zero: boolean): ArrayBuffer;
+  free(buffer: ArrayBuffer): void;
+  address(array: ArrayBufferView): bigint;
+}
+
+export type Binding = CoreBinding &
+  ElementwiseBinding &
+  GemmBinding &
+  AttentionBinding &
+  NormBinding &
+  RopeBinding &
+  SwigluBinding &
+  EmbeddingBinding &
+  XentBinding &
+  AdamwBinding &
+  RngBinding &
+  BaselineBinding;
+
+const here = dirname(fileURLToPath(import.meta.url));
+// src/ and dist/ both sit one level below the package root, next to build/.
+const addonPath = join(here, "..", "build", "Release", "growlm.node");
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  try {
+    return require(addonPath) as Binding;
+  } catch (cause) {
+    throw new Error(
+      `growlm: cannot load the native addon at ${addonPath}; run "npm install" (or "npm run build:native") to build it`,
+      { cause },
+    );
+  }
+}
+
+/** The loaded addon (one per process; each worker thread gets its own instance). */
+export const binding: Binding = load();
