@@ -1,0 +1,20 @@
+// The AVX512_BF16 GEMM micro-kernel (gemm_bf16_avx512bf16.cpp, compiled alone with
+// -mavx512bf16) and the packed layout it reads. Only the avx512 compilation of
+// kernels/gemm.cpp calls it, and only when Context::bf16_dot is set.
+#pragma once
+#include <cstdint>
+
+namespace growlm::cpu {
+
+/// Register tile: BF16DOT_MR rows of C by BF16DOT_NR columns (two zmm per row).
+constexpr int BF16DOT_MR = 14;
+constexpr int BF16DOT_NR = 32;
+
+/// C[MR, NR] (row stride ldc) = alpha * Ã·B̃ + beta * C over `pairs` k-pairs; beta == 0
+/// does not read C. `a` holds [pairs][MR] and `b` [pairs][NR] 32-bit words, each word the
+/// bf16 values of k = 2p (low half) and k = 2p + 1 (high half); `b` is 64-byte aligned.
+/// vdpbf16ps multiplies exactly and adds both products of a pair to the fp32 accumulator.
+void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c,
+                        int64_t ldc, float alpha, float beta);
+
+}  // namespace growlm::cpu

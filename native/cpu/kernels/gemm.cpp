@@ -1,0 +1,451 @@
+// GEMM (growlm/gemm.h): C[M,N] = alpha * op(A)·op(B) + beta * C, row-major, fp32 or bf16
+// inputs, fp32 accumulation and output. Checked against float64 products in
+// test/kernels/gemm.test.ts; tools/dev/gemm_dev.cpp times it against OpenBLAS.
+//
+// BLIS-style packed design. For each NC-column block of C and each KC-deep slice of K:
+//   1. B̃ = op(B)[pc:pc+KC, jc:jc+NC] packed once into NR-column slivers [KC][NR]
+//      (all threads pack, in parallel);
+//   2. the MR-row slivers of C are split into chunks (at most MC rows each); a task
+//      packs its chunk of op(A) into MR-row slivers Ã [KC][MR] in its thread's buffer and
+//      runs the micro-kernel over its tiles, NR slivers outer (one B̃ sliver stays in L1)
+//      and MR slivers inner (Ã stays in L2).
+// Packing absorbs the transposes (and, for bf16, the conversion or the pair layout), so a
+// single micro-kernel serves all four layouts. The micro-kernel keeps an MR x NR tile of C
+// in registers and adds one rank-1 update per k: NR/VLEN vector loads of B̃, MR
+// broadcasts of Ã, MR*NR/VLEN FMAs. Edge tiles run the same kernel on zero-padded slivers
+// into a local tile that is then copied, so every element of C sees the same sequence of
+// operations whatever its position.
+//
+// Determinism: each element of C is accumulated over k in the same order (k slices of
+// the fixed KC, then k inside the micro-kernel) whichever task computes it, so results are
+// bitwise independent of the thread count and of how tiles are split among tasks; tile
+// origins are always multiples of MR and NR.
+//
+// bf16: with AVX512_BF16 (Context::bf16_dot) Ã and B̃ hold k-pairs of bf16 in 32-bit words
+// and gemm_bf16_avx512bf16.cpp's vdpbf16ps kernel consumes them; otherwise bf16 is widened
+// exactly to fp32 while packing and the fp32 kernel runs, so the result is bitwise that of
+// sgemm on the widened values.
+#include "growlm/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "bf16.h"
+#include "growlm/threads.h"
+#include "isa.h"
+#if defined(GROWLM_ISA_avx512)
+#include "gemm_bf16_avx512bf16.h"
+#endif
+
+namespace growlm::cpu::GROWLM_ISA_NS {
+
+namespace {
+
+typedef float vec __attribute__((vector_size(GROWLM_VLEN * 4)));
+// The same for rows of C, which carry no alignment guarantee.
+typedef float vec_unaligned __attribute__((vector_size(GROWLM_VLEN * 4), aligned(4)));
+
+// Register tile MR x (NV vectors): accumulators + NV loads of B̃ + one broadcast must fit
+// the register file (32 zmm: 28 + 2 + 1; 16 ymm or xmm: 12 + 2 + 1).
+#if defined(GROWLM_ISA_avx512)
+constexpr int MR = 14;
+constexpr int NV = 2;
+#else
+constexpr int MR = 6;
+constexpr int NV = 2;
+#endif
+constexpr int NR = NV * GROWLM_VLEN;
+
+// KC: a B̃ sliver (KC x NR) and a stream of Ã slivers share L1/L2; 256 keeps the C-tile
+// load/store (once per KC rank-1 updates) below 1% of the work. MC_SLIVERS: an Ã chunk
+// (about 250 x KC fp32, 256 KiB) stays in a 1 MiB L2. NC: B̃ (KC x NC, 4 MiB) lives in L3;
+// large so that Ã is packed only once per K slice for N <= NC.
+#ifndef TUNE_KC
+#define TUNE_KC 256
+#endif
+#ifndef TUNE_MC
+#define TUNE_MC 252
+#endif
+#ifndef TUNE_NC
+#define TUNE_NC 4096
+#endif
+constexpr int64_t KC = TUNE_KC;
+constexpr int64_t MC_SLIVERS = (TUNE_MC + MR - 1) / MR;
+constexpr int64_t NC = TUNE_NC;
+// B̃ slivers packed per task in the parallel packing phase.
+constexpr int64_t PACK_GRAIN = 4;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+float widen(float x) { return x; }
+float widen(uint16_t h) { return bf16_bits_to_f32(h); }
+
+// ---------------------------------------------------------------------------------------
+// fp32 micro-kernel: C[MR, NR] = alpha * Ã·B̃ + beta * C; beta == 0 does not read C.
+template <int R, int V>
+void micro_f32(int64_t kc, const float* __restrict a, const float* __restrict b,
+               float* __restrict c, int64_t ldc, float alpha, float beta) {
+  vec acc[R][V];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < V; ++j) acc[i][j] = vec{};
+  // The C tile is needed right after the loop: start fetching its rows now.
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + V * GROWLM_VLEN - 1, 1);
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    vec bv[V];
+#pragma GCC unroll 4
+    for (int j = 0; j < V; ++j) bv[j] = *reinterpret_cast<const vec*>(b + j * GROWLM_VLEN);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      // scalar * vector broadcasts (vec{} + a[i] would add +0.0f first: -0.0f + 0.0f
+      // is +0.0f, so the compiler must keep the add).
+      const float ai = a[i];
+#pragma GCC unroll 4
+      for (int j = 0; j < V; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += R;
+    b += V * GROWLM_VLEN;
+  }
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < V; ++j)
+        *reinterpret_cast<vec_unaligned*>(c + i * ldc + j * GROWLM_VLEN) = alpha * acc[i][j];
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < V; ++j) {
+        vec_unaligned* p = reinterpret_cast<vec_unaligned*>(c + i * ldc + j * GROWLM_VLEN);
+        *p = alpha * acc[i][j] + beta * *p;
+      }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing. A panel of n lines (rows of op(A) or columns of op(B)) starting at line w0, by
+// kc values of k from k0, becomes ceil(n / W) slivers of W lines, each stored [kc][W] (one
+// after the other); lines past n are zero. The source is either contiguous along k
+// (`along_k`: line r starts at src + (w0 + r) * ld + k0, as for A not transposed and B
+// transposed) or contiguous along the lines (value k of every line starts at
+// src + (k0 + k) * ld + w0): then a whole panel row is read at once, so each source row
+// is touched once per panel instead of once per sliver.
+
+template <int W, class S>
+void pack_f32(float* __restrict dst, const S* __restrict src, int64_t ld, bool along_k,
+              int64_t w0, int64_t n, int64_t k0, int64_t kc) {
+  const int64_t slivers = ceil_div(n, W);
+  if (along_k) {
+    for (int64_t s = 0; s < slivers; ++s, dst += kc * W) {
+      const int64_t lines = std::min<int64_t>(W, n - s * W);
+      // Blocks of 16 k keep the written part of the sliver (16 x W) in L1 while the
+      // source lines are read sequentially.
+      for (int64_t kb = 0; kb < kc; kb += 16) {
+        const int64_t ke = std::min<int64_t>(kc, kb + 16);
+        for (int64_t r = 0; r < lines; ++r) {
+          const S* line = src + (w0 + s * W + r) * ld + k0;
+          for (int64_t k = kb; k < ke; ++k) dst[k * W + r] = widen(line[k]);
+        }
+        for (int64_t r = lines; r < W; ++r)
+          for (int64_t k = kb; k < ke; ++k) dst[k * W + r] = 0.0f;
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      const S* line = src + (k0 + k) * ld + w0;
+      for (int64_t s = 0; s < slivers; ++s) {
+        float* out = dst + s * kc * W + k * W;
+        const S* in = line + s * W;
+        const int64_t lines = std::min<int64_t>(W, n - s * W);
+        if (lines == W) {
+#pragma GCC unroll 4
+          for (int r = 0; r < W; ++r) out[r] = widen(in[r]);
+        } else {
+          for (int64_t r = 0; r < lines; ++r) out[r] = widen(in[r]);
+          for (int64_t r = lines; r < W; ++r) out[r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+#if defined(GROWLM_ISA_avx512)
+// The same into bf16 pairs for vdpbf16ps: a sliver is [ceil(kc/2)][W] 32-bit words, word p
+// of line r holding k = 2p (low half) and 2p + 1 (high half); an odd kc pads the last
+// word's high half with zero.
+template <int W>
+void pack_bf16_pairs(uint32_t* __restrict dst, const uint16_t* __restrict src, int64_t ld,
+                     bool along_k, int64_t w0, int64_t n, int64_t k0, int64_t kc) {
+  const int64_t slivers = ceil_div(n, W);
+  const int64_t pairs = kc / 2, words = ceil_div(kc, 2);
+  if (along_k) {
+    for (int64_t s = 0; s < slivers; ++s, dst += words * W) {
+      const int64_t lines = std::min<int64_t>(W, n - s * W);
+      for (int64_t pb = 0; pb < words; pb += 16) {
+        const int64_t pe = std::min<int64_t>(words, pb + 16);
+        const int64_t full = std::min<int64_t>(pe, pairs);
+        for (int64_t r = 0; r < lines; ++r) {
+          const uint16_t* line = src + (w0 + s * W + r) * ld + k0;
+          for (int64_t p = pb; p < full; ++p) std::memcpy(dst + p * W + r, line + 2 * p, 4);
+          if (pe > pairs) dst[pairs * W + r] = line[2 * pairs];
+        }
+        for (int64_t r = lines; r < W; ++r)
+          for (int64_t p = pb; p < pe; ++p) dst[p * W + r] = 0;
+      }
+    }
+  } else {
+    for (int64_t p = 0; p < words; ++p) {
+      const uint16_t* lo = src + (k0 + 2 * p) * ld + w0;
+      // An odd kc pairs the last k with zeros: read its own row again and mask it out.
+      const uint16_t* hi = 2 * p + 1 < kc ? lo + ld : lo;
+      const uint32_t hi_mask = 2 * p + 1 < kc ? 0xffffu : 0u;
+      for (int64_t s = 0; s < slivers; ++s) {
+        uint32_t* out = dst + s * words * W + p * W;
+        const int64_t lines = std::min<int64_t>(W, n - s * W);
+        const int64_t base = s * W;
+        for (int64_t r = 0; r < lines; ++r)
+          out[r] = lo[base + r] | (static_cast<uint32_t>(hi[base + r]) & hi_mask) << 16;
+        for (int64_t r = lines; r < W; ++r) out[r] = 0;
+      }
+    }
+  }
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Code paths: packed element type, tile, K slice, packing and micro-kernel.
+
+template <class S>
+struct F32Path {
+  using Src = S;
+  using Packed = float;
+  static constexpr int mr = MR, nr = NR, kstep = 1;
+  static constexpr int64_t kc = KC, mc_slivers = MC_SLIVERS, nc = NC;
+  template <int W>
+  static void pack(float* dst, const S* src, int64_t ld, bool along_k, int64_t w0, int64_t n,
+                   int64_t k0, int64_t kc) {
+    pack_f32<W>(dst, src, ld, along_k, w0, n, k0, kc);
+  }
+  static void micro(int64_t kp, const float* a, const float* b, float* c, int64_t ldc,
+                    float alpha, float beta) {
+    micro_f32<MR, NV>(kp, a, b, c, ldc, alpha, beta);
+  }
+};
+
+#if defined(GROWLM_ISA_avx512)
+struct Bf16DotPath {
+  using Src = uint16_t;
+  using Packed = uint32_t;
+  static constexpr int mr = BF16DOT_MR, nr = BF16DOT_NR, kstep = 2;
+  // The same bytes per sliver as the fp32 path: 256 words of pairs.
+  static constexpr int64_t kc = 2 * KC, mc_slivers = (252 + BF16DOT_MR - 1) / BF16DOT_MR, nc = NC;
+  template <int W>
+  static void pack(uint32_t* dst, const uint16_t* src, int64_t ld, bool along_k, int64_t w0,
+                   int64_t n, int64_t k0, int64_t kc) {
+    pack_bf16_pairs<W>(dst, src, ld, along_k, w0, n, k0, kc);
+  }
+  static void micro(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                    float alpha, float beta) {
+    gemm_bf16dot_micro(kp, a, b, c, ldc, alpha, beta);
+  }
+};
+#endif
+
+// Packing buffers of the calling thread, kept between calls (they are bounded by the
+// blocking: B̃ KC x NC plus one Ã chunk per pool thread) so that repeated calls do not
+// page-fault fresh memory. Allocated before any parallel work, so no worker can throw.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(data_);
+      data_ = nullptr;
+      size_ = 0;
+      void* p = std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(bytes), 64)));
+      if (p == nullptr) throw std::bad_alloc();
+      data_ = p;
+      size_ = bytes;
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+thread_local Scratch scratch;
+
+// C = beta * C (K == 0 or alpha == 0); beta == 0 writes zeros without reading C.
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const Context& ctx) {
+  parallel_for(ctx, M, std::max<int64_t>(1, (1 << 14) / N), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      float* row = C + i * ldc;
+      if (beta == 0.0f) {
+        for (int64_t j = 0; j < N; ++j) row[j] = 0.0f;
+      } else {
+        for (int64_t j = 0; j < N; ++j) row[j] *= beta;
+      }
+    }
+  });
+}
+
+template <class P>
+void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const typename P::Src* A, int64_t lda, const typename P::Src* B, int64_t ldb,
+                 float beta, float* C, int64_t ldc, const Context& ctx) {
+  using Packed = typename P::Packed;
+  constexpr int mr = P::mr, nr = P::nr;
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, ctx);
+
+  const int64_t threads = ctx.pool->size();
+  const int64_t m_slivers = ceil_div(M, mr);
+  // Chunks of MR slivers along M: at most MC rows each, a multiple of the thread count
+  // when there are enough slivers, sizes differing by at most one sliver.
+  int64_t m_chunks = ceil_div(m_slivers, P::mc_slivers);
+  m_chunks = std::min(m_slivers, round_up(m_chunks, threads));
+  const int64_t chunk_slivers = ceil_div(m_slivers, m_chunks);
+
+  const int64_t kp_max = ceil_div(std::min(P::kc, K), P::kstep);
+  const int64_t nc_max = std::min(P::nc, round_up(N, nr));
+  const int64_t b_elems = round_up(kp_max * nc_max, 16);
+  const int64_t a_elems = round_up(chunk_slivers * mr * kp_max, 16);
+  auto* buffer = static_cast<Packed*>(
+      scratch.get(static_cast<size_t>(b_elems + threads * a_elems) * sizeof(Packed)));
+  Packed* b_packed = buffer;
+  Packed* a_packed = buffer + b_elems;
+
+  // A (not transposed) is contiguous along k; B is contiguous along k when transposed.
+  const bool a_along_k = !trans_a, b_along_k = trans_b;
+
+  for (int64_t jc = 0; jc < N; jc += P::nc) {
+    const int64_t nc = std::min(P::nc, N - jc);
+    const int64_t n_slivers = ceil_div(nc, nr);
+    // With fewer M chunks than threads, split the N slivers too.
+    const int64_t n_chunks = m_chunks >= threads ? 1 : std::min(n_slivers, ceil_div(threads, m_chunks));
+    for (int64_t pc = 0; pc < K; pc += P::kc) {
+      const int64_t kc = std::min(P::kc, K - pc);
+      const int64_t kp = ceil_div(kc, P::kstep);
+      const float beta_k = pc == 0 ? beta : 1.0f;
+
+      parallel_for(ctx, n_slivers, PACK_GRAIN, [&](int64_t lo, int64_t hi) {
+        const int64_t j = jc + lo * nr;
+        P::template pack<nr>(b_packed + lo * nr * kp, B, ldb, b_along_k, j,
+                             std::min<int64_t>((hi - lo) * nr, N - j), pc, kc);
+      });
+
+      ctx.pool->run(m_chunks * n_chunks, [&](int64_t task, int thread) {
+        const int64_t tm = task / n_chunks, tn = task % n_chunks;
+        const int64_t s0 = tm * m_slivers / m_chunks, s1 = (tm + 1) * m_slivers / m_chunks;
+        const int64_t r0 = tn * n_slivers / n_chunks, r1 = (tn + 1) * n_slivers / n_chunks;
+        Packed* a = a_packed + thread * a_elems;
+        P::template pack<mr>(a, A, lda, a_along_k, s0 * mr,
+                             std::min<int64_t>((s1 - s0) * mr, M - s0 * mr), pc, kc);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t j = jc + r * nr;
+          const int64_t n = std::min<int64_t>(nr, N - j);
+          const Packed* b = b_packed + r * nr * kp;
+          for (int64_t s = s0; s < s1; ++s) {
+            const int64_t i = s * mr;
+            const int64_t m = std::min<int64_t>(mr, M - i);
+            const Packed* as = a + (s - s0) * mr * kp;
+            float* c = C + i * ldc + j;
+            if (m == mr && n == nr) {
+              P::micro(kp, as, b, c, ldc, alpha, beta_k);
+              continue;
+            }
+            alignas(64) float tile[mr * nr];
+            if (beta_k != 0.0f)
+              for (int64_t y = 0; y < m; ++y) std::memcpy(tile + y * nr, c + y * ldc, n * sizeof(float));
+            P::micro(kp, as, b, tile, nr, alpha, beta_k);
+            for (int64_t y = 0; y < m; ++y) std::memcpy(c + y * ldc, tile + y * nr, n * sizeof(float));
+          }
+        }
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc, const Context& ctx) {
+  gemm_packed<F32Path<float>>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, A, lda,
+                              B, ldb, beta, C, ldc, ctx);
+}
+
+void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+               float* C, int64_t ldc, const Context& ctx) {
+#if defined(GROWLM_ISA_avx512)
+  if (ctx.bf16_dot) {
+    return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,
+                                    A, lda, B, ldb, beta, C, ldc, ctx);
+  }
+#endif
+  gemm_packed<F32Path<uint16_t>>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, A,
+                                 lda, B, ldb, beta, C, ldc, ctx);
+}
+
+}  // namespace growlm::cpu::GROWLM_ISA_NS
+
+#if defined(GROWLM_ISA_portable)
+namespace growlm {
+namespace cpu {
+GROWLM_DECLARE_ISA(void sgemm(Trans, Trans, int64_t, int64_t, int64_t, float, const float*,
+                              int64_t, const float*, int64_t, float, float*, int64_t,
+                              const Context&))
+GROWLM_DECLARE_ISA(void gemm_bf16(Trans, Trans, int64_t, int64_t, int64_t, float,
+                                  const uint16_t*, int64_t, const uint16_t*, int64_t, float,
+                                  float*, int64_t, const Context&))
+}  // namespace cpu
+
+namespace {
+// Sizes and strides that would make the kernel read or write out of bounds.
+void check_gemm(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K,
+                int64_t lda, int64_t ldb, int64_t ldc) {
+  auto fail = [op](const std::string& what) { throw std::invalid_argument(std::string(op) + ": " + what); };
+  if (M < 0 || N < 0 || K < 0) fail("M, N and K must be >= 0");
+  const int64_t a_cols = trans_a == Trans::N ? K : M;
+  const int64_t b_cols = trans_b == Trans::N ? N : K;
+  if (lda < std::max<int64_t>(1, a_cols)) fail("lda is smaller than a row of A");
+  if (ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than a row of B");
+  if (ldc < std::max<int64_t>(1, N)) fail("ldc is smaller than a row of C");
+}
+}  // namespace
+
+void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc, const Context& ctx) {
+  check_gemm("sgemm", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, sgemm, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+}
+
+void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
+               float* C, int64_t ldc, const Context& ctx) {
+  check_gemm("gemm_bf16", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, gemm_bf16, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                  ldc, ctx);
+}
+}  // namespace growlm
+#endif
