@@ -1,11 +1,16 @@
-// Build (repo root, avx512 code path): g++ -std=c++17 -O3 -fno-math-errno -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx512bf16 -DGROWLM_X86=1 -DGROWLM_ISA_NS=isa_avx512 -DGROWLM_ISA_avx512=1 -Inative/include -Inative/cpu tools/dev/gemm_dev.cpp native/cpu/kernels/gemm.cpp native/cpu/gemm_bf16_avx512bf16.cpp native/cpu/threads.cpp native/cpu/isa.cpp /usr/lib/x86_64-linux-gnu/libopenblas.so.0 -lpthread -o /tmp/gemm_dev && OPENBLAS_NUM_THREADS=2 /tmp/gemm_dev [rounds] [size...]
+// Build (repo root, avx512 code path): g++ -std=c++17 -O3 -fno-math-errno -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx512bf16 -DGROWLM_X86=1 -DGROWLM_ISA_NS=isa_avx512 -DGROWLM_ISA_avx512=1 -Inative/include -Inative/cpu tools/dev/gemm_dev.cpp native/cpu/kernels/gemm.cpp native/cpu/gemm_bf16_avx512bf16.cpp native/cpu/threads.cpp native/cpu/isa.cpp /usr/lib/x86_64-linux-gnu/libopenblas.so.0 -lpthread -o /tmp/gemm_dev && OPENBLAS_NUM_THREADS=2 OPENBLAS_THREAD_TIMEOUT=4 /tmp/gemm_dev [rounds] [N or MxNxK ...]
 //
 // Development sandbox for the GEMM kernels (llm.c's dev/ style): checks one code path
 // against a float64 reference (all layouts, odd sizes, strides, alpha/beta, bf16 with and
 // without vdpbf16ps, 1 vs 2 threads bitwise), then times sgemm NN/NT/TN and the bf16 GEMM
 // against OpenBLAS sgemm, alternating the contenders and printing medians. Not part of the
-// addon build; nothing depends on it.
+// addon build; nothing depends on it. OPENBLAS_THREAD_TIMEOUT=4 sends OpenBLAS's workers to
+// sleep after each call, as growlm's pool does; by default they spin (sched_yield) for
+// about 2^28 cycles and take CPU time from whichever contender runs next.
 #include <algorithm>
+#include <array>
+#include <functional>
+#include <string>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -140,19 +145,22 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void time_case(const char* name, bool ta, bool tb, int64_t n, bool bf16, int rounds, ThreadPool& pool) {
+void time_case(const char* name, bool ta, bool tb, int64_t M, int64_t N, int64_t K, bool bf16, int rounds,
+               ThreadPool& pool) {
   Context ctx{&pool, Isa::avx512, bf16};
-  std::vector<float> A = random_matrix(n * n, 6), B = random_matrix(n * n, 7), C(n * n);
-  std::vector<uint16_t> Ah(n * n), Bh(n * n);
-  for (int64_t i = 0; i < n * n; ++i) Ah[i] = f32_to_bf16_bits(A[i]), Bh[i] = f32_to_bf16_bits(B[i]);
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  std::vector<float> A = random_matrix(M * K, 6), B = random_matrix(K * N, 7), C(M * N);
+  std::vector<uint16_t> Ah(A.size()), Bh(B.size());
+  for (size_t i = 0; i < A.size(); ++i) Ah[i] = f32_to_bf16_bits(A[i]);
+  for (size_t i = 0; i < B.size(); ++i) Bh[i] = f32_to_bf16_bits(B[i]);
   const Trans a_t = ta ? Trans::T : Trans::N, b_t = tb ? Trans::T : Trans::N;
   auto ours = [&] {
-    if (bf16) impl::gemm_bf16(a_t, b_t, n, n, n, 1.0f, Ah.data(), n, Bh.data(), n, 0.0f, C.data(), n, ctx);
-    else impl::sgemm(a_t, b_t, n, n, n, 1.0f, A.data(), n, B.data(), n, 0.0f, C.data(), n, ctx);
+    if (bf16) impl::gemm_bf16(a_t, b_t, M, N, K, 1.0f, Ah.data(), lda, Bh.data(), ldb, 0.0f, C.data(), N, ctx);
+    else impl::sgemm(a_t, b_t, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N, ctx);
   };
   auto theirs = [&] {
-    cblas_sgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, n, n, n, 1.0f, A.data(), n,
-                B.data(), n, 0.0f, C.data(), n);
+    cblas_sgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, M, N, K, 1.0f, A.data(), lda,
+                B.data(), ldb, 0.0f, C.data(), N);
   };
   ours();
   theirs();
@@ -163,19 +171,23 @@ void time_case(const char* name, bool ta, bool tb, int64_t n, bool bf16, int rou
     t_theirs.push_back(b);
     ratios.push_back(b / a);
   }
-  const double flops = 2.0 * n * n * n;
-  std::printf("%-10s %5lld  growlm %7.1f GFLOP/s   OpenBLAS sgemm %7.1f GFLOP/s   ratio %.3f (median of %d)\n", name,
-              static_cast<long long>(n), flops / median(t_ours) / 1e9, flops / median(t_theirs) / 1e9,
-              median(ratios), rounds);
+  const double flops = 2.0 * M * N * K;
+  std::printf("%-9s %14s  growlm %6.1f GFLOP/s   OpenBLAS sgemm %6.1f GFLOP/s   ratio %.3f (median of %d)\n", name,
+              (std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K)).c_str(),
+              flops / median(t_ours) / 1e9, flops / median(t_theirs) / 1e9, median(ratios), rounds);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;
-  std::vector<int64_t> sizes;
-  for (int i = 2; i < argc; ++i) sizes.push_back(std::atoll(argv[i]));
-  if (sizes.empty()) sizes = {1024, 2048};
+  std::vector<std::array<int64_t, 3>> shapes;
+  for (int i = 2; i < argc; ++i) {
+    long long m = 0, n = 0, k = 0;
+    if (std::sscanf(argv[i], "%lldx%lldx%lld", &m, &n, &k) == 3) shapes.push_back({m, n, k});
+    else shapes.push_back({std::atoll(argv[i]), std::atoll(argv[i]), std::atoll(argv[i])});
+  }
+  if (shapes.empty()) shapes = {{1024, 1024, 1024}, {2048, 2048, 2048}};
   // Both libraries use OPENBLAS_NUM_THREADS threads (default 2).
   const char* env = std::getenv("OPENBLAS_NUM_THREADS");
   const int threads = env ? std::max(1, std::atoi(env)) : 2;
@@ -185,14 +197,14 @@ int main(int argc, char** argv) {
     std::printf("CHECK FAILED\n");
     return 1;
   }
-  for (int64_t n : sizes) {
-    time_case("sgemm NN", false, false, n, false, rounds, pool);
-    time_case("sgemm NT", false, true, n, false, rounds, pool);
-    time_case("sgemm TN", true, false, n, false, rounds, pool);
-    if (n >= 2048) {
-      time_case("bf16 NN", false, false, n, true, rounds, pool);
-      time_case("bf16 NT", false, true, n, true, rounds, pool);
-      time_case("bf16 TN", true, false, n, true, rounds, pool);
+  for (const auto& [M, N, K] : shapes) {
+    time_case("sgemm NN", false, false, M, N, K, false, rounds, pool);
+    time_case("sgemm NT", false, true, M, N, K, false, rounds, pool);
+    time_case("sgemm TN", true, false, M, N, K, false, rounds, pool);
+    if (M * N * K >= (int64_t{1} << 33)) {
+      time_case("bf16 NN", false, false, M, N, K, true, rounds, pool);
+      time_case("bf16 NT", false, true, M, N, K, true, rounds, pool);
+      time_case("bf16 TN", true, false, M, N, K, true, rounds, pool);
     }
   }
   return 0;

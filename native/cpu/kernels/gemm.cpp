@@ -38,6 +38,8 @@
 #include "growlm/threads.h"
 #include "isa.h"
 #if defined(GROWLM_ISA_avx512)
+#include <immintrin.h>
+
 #include "gemm_bf16_avx512bf16.h"
 #endif
 
@@ -60,24 +62,21 @@ constexpr int NV = 2;
 #endif
 constexpr int NR = NV * GROWLM_VLEN;
 
-// KC: a B̃ sliver (KC x NR) and a stream of Ã slivers share L1/L2; 256 keeps the C-tile
-// load/store (once per KC rank-1 updates) below 1% of the work. MC_SLIVERS: an Ã chunk
-// (about 250 x KC fp32, 256 KiB) stays in a 1 MiB L2. NC: B̃ (KC x NC, 4 MiB) lives in L3;
-// large so that Ã is packed only once per K slice for N <= NC.
-#ifndef TUNE_KC
-#define TUNE_KC 256
-#endif
-#ifndef TUNE_MC
-#define TUNE_MC 252
-#endif
-#ifndef TUNE_NC
-#define TUNE_NC 4096
-#endif
-constexpr int64_t KC = TUNE_KC;
-constexpr int64_t MC_SLIVERS = (TUNE_MC + MR - 1) / MR;
-constexpr int64_t NC = TUNE_NC;
-// B̃ slivers packed per task in the parallel packing phase.
+// KC: 256 rank-1 updates per C-tile load/store keep that traffic near 1% of the work,
+// and a B̃ sliver (KC x NR) plus the Ã sliver streaming past it stay in L1/L2.
+// MC_SLIVERS: an Ã chunk of about 96 rows (96 KiB) is one task of the compute phase:
+// small enough for a dozen or more tasks per K slice at M >= 1024, so the pool's dynamic
+// claiming balances threads that the OS slows down unequally, and it stays in L2.
+// NC: B̃ (KC x NC, 4 MiB) lives in L3; large so that Ã is packed once per K slice for
+// N <= NC.
+constexpr int64_t KC = 256;
+constexpr int64_t MC_SLIVERS = (96 + MR - 1) / MR;
+constexpr int64_t NC = 4096;
+// Slivers per task of a shared packing phase.
 constexpr int64_t PACK_GRAIN = 4;
+// Columns of C per task when tasks split N (small M): about 256, a dozen or more tasks
+// at N >= 2048.
+constexpr int64_t TASK_COLUMNS = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -142,11 +141,107 @@ void micro_f32(int64_t kc, const float* __restrict a, const float* __restrict b,
 // src + (k0 + k) * ld + w0): then a whole panel row is read at once, so each source row
 // is touched once per panel instead of once per sliver.
 
+#if defined(GROWLM_ISA_avx512)
+// GCC 12 reports the _mm512_undefined_*() placeholders inside its own shuffle and
+// conversion intrinsics as "may be used uninitialized"; they are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// 16 x 16 transpose of 32-bit lanes in registers (lane j of r[i] -> lane i of r[j]):
+// interleave pairs of rows, then pairs of pairs, then 4 x 4 blocks of 128 bits. Only bit
+// moves, so it serves fp32 values and bf16 pairs alike.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + q], 128-bit block b: column 4b + q of rows 4g .. 4g + 3.
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Column 4b + q gathers block b of u[q], u[4 + q], u[8 + q], u[12 + q].
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512 x0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
+    const __m512 x1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xee);
+    const __m512 x2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+    const __m512 x3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xee);
+    t[q] = _mm512_shuffle_f32x4(x0, x2, 0x88);
+    t[4 + q] = _mm512_shuffle_f32x4(x0, x2, 0xdd);
+    t[8 + q] = _mm512_shuffle_f32x4(x1, x3, 0x88);
+    t[12 + q] = _mm512_shuffle_f32x4(x1, x3, 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// How a source line is read 16 lanes at a time: fp32, bf16 widened to fp32, or bf16
+// pairs as 32-bit words. Masked-off lanes are zero and never touch memory.
+enum class Lanes { f32, bf16, pairs };
+
+template <Lanes L, class S>
+__m512 load16(const S* p, __mmask16 m) {
+  if constexpr (L == Lanes::f32) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else if constexpr (L == Lanes::bf16) {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(m, p));
+  }
+}
+
+// The along-k packing with 16 x 16 register transposes: for each sliver and each block of
+// 16 lanes along k, 16 lines are loaded, transposed and stored as 16 rows of the sliver
+// (masked to W lines). `lanes` 32-bit values per line (element t at 2t for pairs); slivers
+// are `stride` lanes apart.
+template <int W, Lanes L, class S>
+void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld, int64_t w0,
+                     int64_t n, int64_t k0, int64_t lanes, int64_t stride) {
+  constexpr int STEP = L == Lanes::pairs ? 2 : 1;
+  constexpr int GROUPS = (W + 15) / 16;
+  const int64_t slivers = ceil_div(n, W);
+  for (int64_t s = 0; s < slivers; ++s, dst += stride) {
+    const int64_t lines = std::min<int64_t>(W, n - s * W);
+    for (int64_t t0 = 0; t0 < lanes; t0 += 16) {
+      const int count = static_cast<int>(std::min<int64_t>(16, lanes - t0));
+      const __mmask16 load_mask = static_cast<__mmask16>((1u << count) - 1);
+#pragma GCC unroll 2
+      for (int g = 0; g < GROUPS; ++g) {
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) {
+          const int64_t line = g * 16 + i;
+          r[i] = line < lines ? load16<L>(src + (w0 + s * W + line) * ld + k0 + t0 * STEP, load_mask)
+                              : _mm512_setzero_ps();
+        }
+        transpose16(r);
+        constexpr int tail = W % 16;
+        const __mmask16 store_mask =
+            g * 16 + 16 <= W ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << tail) - 1);
+        for (int t = 0; t < count; ++t) _mm512_mask_storeu_ps(dst + (t0 + t) * W + g * 16, store_mask, r[t]);
+      }
+    }
+  }
+}
+#endif
+
 template <int W, class S>
 void pack_f32(float* __restrict dst, const S* __restrict src, int64_t ld, bool along_k,
               int64_t w0, int64_t n, int64_t k0, int64_t kc) {
   const int64_t slivers = ceil_div(n, W);
   if (along_k) {
+#if defined(GROWLM_ISA_avx512)
+    constexpr Lanes L = sizeof(S) == 4 ? Lanes::f32 : Lanes::bf16;
+    return pack_transposed<W, L>(dst, src, ld, w0, n, k0, kc, kc * W);
+#endif
     for (int64_t s = 0; s < slivers; ++s, dst += kc * W) {
       const int64_t lines = std::min<int64_t>(W, n - s * W);
       // Blocks of 16 k keep the written part of the sliver (16 x W) in L1 while the
@@ -190,19 +285,14 @@ void pack_bf16_pairs(uint32_t* __restrict dst, const uint16_t* __restrict src, i
   const int64_t slivers = ceil_div(n, W);
   const int64_t pairs = kc / 2, words = ceil_div(kc, 2);
   if (along_k) {
-    for (int64_t s = 0; s < slivers; ++s, dst += words * W) {
+    pack_transposed<W, Lanes::pairs>(reinterpret_cast<float*>(dst), src, ld, w0, n, k0, pairs, words * W);
+    if (words == pairs) return;
+    // Odd kc: the last word holds k = kc - 1 alone.
+    for (int64_t s = 0; s < slivers; ++s) {
+      uint32_t* out = dst + s * words * W + pairs * W;
       const int64_t lines = std::min<int64_t>(W, n - s * W);
-      for (int64_t pb = 0; pb < words; pb += 16) {
-        const int64_t pe = std::min<int64_t>(words, pb + 16);
-        const int64_t full = std::min<int64_t>(pe, pairs);
-        for (int64_t r = 0; r < lines; ++r) {
-          const uint16_t* line = src + (w0 + s * W + r) * ld + k0;
-          for (int64_t p = pb; p < full; ++p) std::memcpy(dst + p * W + r, line + 2 * p, 4);
-          if (pe > pairs) dst[pairs * W + r] = line[2 * pairs];
-        }
-        for (int64_t r = lines; r < W; ++r)
-          for (int64_t p = pb; p < pe; ++p) dst[p * W + r] = 0;
-      }
+      for (int64_t r = 0; r < lines; ++r) out[r] = src[(w0 + s * W + r) * ld + k0 + 2 * pairs];
+      for (int64_t r = lines; r < W; ++r) out[r] = 0;
     }
   } else {
     for (int64_t p = 0; p < words; ++p) {
@@ -249,7 +339,7 @@ struct Bf16DotPath {
   using Packed = uint32_t;
   static constexpr int mr = BF16DOT_MR, nr = BF16DOT_NR, kstep = 2;
   // The same bytes per sliver as the fp32 path: 256 words of pairs.
-  static constexpr int64_t kc = 2 * KC, mc_slivers = (252 + BF16DOT_MR - 1) / BF16DOT_MR, nc = NC;
+  static constexpr int64_t kc = 2 * KC, mc_slivers = (96 + BF16DOT_MR - 1) / BF16DOT_MR, nc = NC;
   template <int W>
   static void pack(uint32_t* dst, const uint16_t* src, int64_t ld, bool along_k, int64_t w0,
                    int64_t n, int64_t k0, int64_t kc) {
@@ -305,6 +395,17 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const Cont
   });
 }
 
+// One K slice of one NC block runs in two pool jobs: the first packs one operand once,
+// shared by every task; in the second each task packs its own part of the other operand
+// and runs the micro-kernels over it. Two schedules, chosen by the size of M:
+//   by rows (M >= threads * MC): B̃ is shared; a task is a chunk of Ã (MR slivers) packed
+//     in its thread's buffer, multiplied by every B̃ sliver (NR slivers outer, so each B̃
+//     sliver is reused across the chunk from L1);
+//   by columns (smaller M: too few Ã chunks to feed the threads): Ã, all of M, is shared;
+//     a task is a chunk of NR slivers, packed a few at a time into its thread's buffer
+//     right before the micro-kernels read them, so packing B costs no second pass over
+//     memory.
+// Both give every element of C the same operations, so the choice never changes results.
 template <class P>
 void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                  const typename P::Src* A, int64_t lda, const typename P::Src* B, int64_t ldb,
@@ -316,68 +417,79 @@ void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
 
   const int64_t threads = ctx.pool->size();
   const int64_t m_slivers = ceil_div(M, mr);
-  // Chunks of MR slivers along M: at most MC rows each, a multiple of the thread count
-  // when there are enough slivers, sizes differing by at most one sliver.
-  int64_t m_chunks = ceil_div(m_slivers, P::mc_slivers);
-  m_chunks = std::min(m_slivers, round_up(m_chunks, threads));
-  const int64_t chunk_slivers = ceil_div(m_slivers, m_chunks);
+  const bool by_rows = m_slivers >= threads * P::mc_slivers;
+  // Chunks of slivers: a multiple of the thread count (when there are enough slivers) of
+  // at most `max_slivers` each, sizes within one sliver of each other.
+  auto chunk_count = [threads](int64_t slivers, int64_t max_slivers) {
+    return std::min(slivers, round_up(ceil_div(slivers, max_slivers), threads));
+  };
+  const int64_t m_chunks = chunk_count(m_slivers, P::mc_slivers);
 
   const int64_t kp_max = ceil_div(std::min(P::kc, K), P::kstep);
   const int64_t nc_max = std::min(P::nc, round_up(N, nr));
-  const int64_t b_elems = round_up(kp_max * nc_max, 16);
-  const int64_t a_elems = round_up(chunk_slivers * mr * kp_max, 16);
+  const int64_t shared_elems = round_up(by_rows ? kp_max * nc_max : m_slivers * mr * kp_max, 16);
+  const int64_t own_elems =
+      round_up(by_rows ? ceil_div(m_slivers, m_chunks) * mr * kp_max : PACK_GRAIN * nr * kp_max, 16);
   auto* buffer = static_cast<Packed*>(
-      scratch.get(static_cast<size_t>(b_elems + threads * a_elems) * sizeof(Packed)));
-  Packed* b_packed = buffer;
-  Packed* a_packed = buffer + b_elems;
+      scratch.get(static_cast<size_t>(shared_elems + threads * own_elems) * sizeof(Packed)));
+  Packed* shared = buffer;
+  Packed* own = buffer + shared_elems;
 
   // A (not transposed) is contiguous along k; B is contiguous along k when transposed.
   const bool a_along_k = !trans_a, b_along_k = trans_b;
 
+  // C[i : i + MR, j : j + NR] from packed slivers; edge tiles go through a local tile.
+  auto tile = [&](const Packed* a, const Packed* b, int64_t i, int64_t j, int64_t kp, float beta_k) {
+    const int64_t m = std::min<int64_t>(mr, M - i), n = std::min<int64_t>(nr, N - j);
+    float* c = C + i * ldc + j;
+    if (m == mr && n == nr) return P::micro(kp, a, b, c, ldc, alpha, beta_k);
+    alignas(64) float t[mr * nr];
+    if (beta_k != 0.0f)
+      for (int64_t y = 0; y < m; ++y) std::memcpy(t + y * nr, c + y * ldc, n * sizeof(float));
+    P::micro(kp, a, b, t, nr, alpha, beta_k);
+    for (int64_t y = 0; y < m; ++y) std::memcpy(c + y * ldc, t + y * nr, n * sizeof(float));
+  };
+
   for (int64_t jc = 0; jc < N; jc += P::nc) {
     const int64_t nc = std::min(P::nc, N - jc);
     const int64_t n_slivers = ceil_div(nc, nr);
-    // With fewer M chunks than threads, split the N slivers too.
-    const int64_t n_chunks = m_chunks >= threads ? 1 : std::min(n_slivers, ceil_div(threads, m_chunks));
+    const int64_t n_chunks = chunk_count(n_slivers, TASK_COLUMNS / nr);
     for (int64_t pc = 0; pc < K; pc += P::kc) {
       const int64_t kc = std::min(P::kc, K - pc);
       const int64_t kp = ceil_div(kc, P::kstep);
       const float beta_k = pc == 0 ? beta : 1.0f;
-
-      parallel_for(ctx, n_slivers, PACK_GRAIN, [&](int64_t lo, int64_t hi) {
-        const int64_t j = jc + lo * nr;
-        P::template pack<nr>(b_packed + lo * nr * kp, B, ldb, b_along_k, j,
-                             std::min<int64_t>((hi - lo) * nr, N - j), pc, kc);
-      });
-
-      ctx.pool->run(m_chunks * n_chunks, [&](int64_t task, int thread) {
-        const int64_t tm = task / n_chunks, tn = task % n_chunks;
-        const int64_t s0 = tm * m_slivers / m_chunks, s1 = (tm + 1) * m_slivers / m_chunks;
-        const int64_t r0 = tn * n_slivers / n_chunks, r1 = (tn + 1) * n_slivers / n_chunks;
-        Packed* a = a_packed + thread * a_elems;
-        P::template pack<mr>(a, A, lda, a_along_k, s0 * mr,
-                             std::min<int64_t>((s1 - s0) * mr, M - s0 * mr), pc, kc);
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t j = jc + r * nr;
-          const int64_t n = std::min<int64_t>(nr, N - j);
-          const Packed* b = b_packed + r * nr * kp;
-          for (int64_t s = s0; s < s1; ++s) {
-            const int64_t i = s * mr;
-            const int64_t m = std::min<int64_t>(mr, M - i);
-            const Packed* as = a + (s - s0) * mr * kp;
-            float* c = C + i * ldc + j;
-            if (m == mr && n == nr) {
-              P::micro(kp, as, b, c, ldc, alpha, beta_k);
-              continue;
-            }
-            alignas(64) float tile[mr * nr];
-            if (beta_k != 0.0f)
-              for (int64_t y = 0; y < m; ++y) std::memcpy(tile + y * nr, c + y * ldc, n * sizeof(float));
-            P::micro(kp, as, b, tile, nr, alpha, beta_k);
-            for (int64_t y = 0; y < m; ++y) std::memcpy(c + y * ldc, tile + y * nr, n * sizeof(float));
+      if (by_rows) {
+        parallel_for(ctx, n_slivers, PACK_GRAIN, [&](int64_t lo, int64_t hi) {
+          const int64_t j = jc + lo * nr;
+          P::template pack<nr>(shared + lo * nr * kp, B, ldb, b_along_k, j,
+                               std::min<int64_t>((hi - lo) * nr, N - j), pc, kc);
+        });
+        ctx.pool->run(m_chunks, [&](int64_t task, int thread) {
+          const int64_t s0 = task * m_slivers / m_chunks, s1 = (task + 1) * m_slivers / m_chunks;
+          Packed* a = own + thread * own_elems;
+          P::template pack<mr>(a, A, lda, a_along_k, s0 * mr,
+                               std::min<int64_t>((s1 - s0) * mr, M - s0 * mr), pc, kc);
+          for (int64_t r = 0; r < n_slivers; ++r)
+            for (int64_t s = s0; s < s1; ++s)
+              tile(a + (s - s0) * mr * kp, shared + r * nr * kp, s * mr, jc + r * nr, kp, beta_k);
+        });
+      } else {
+        parallel_for(ctx, m_slivers, PACK_GRAIN, [&](int64_t lo, int64_t hi) {
+          P::template pack<mr>(shared + lo * mr * kp, A, lda, a_along_k, lo * mr,
+                               std::min<int64_t>((hi - lo) * mr, M - lo * mr), pc, kc);
+        });
+        ctx.pool->run(n_chunks, [&](int64_t task, int thread) {
+          const int64_t r0 = task * n_slivers / n_chunks, r1 = (task + 1) * n_slivers / n_chunks;
+          Packed* b = own + thread * own_elems;
+          for (int64_t g = r0; g < r1; g += PACK_GRAIN) {
+            const int64_t j = jc + g * nr, ge = std::min(r1, g + PACK_GRAIN);
+            P::template pack<nr>(b, B, ldb, b_along_k, j, std::min<int64_t>((ge - g) * nr, N - j), pc, kc);
+            for (int64_t r = g; r < ge; ++r)
+              for (int64_t s = 0; s < m_slivers; ++s)
+                tile(shared + s * mr * kp, b + (r - g) * nr * kp, s * mr, jc + r * nr, kp, beta_k);
           }
-        }
-      });
+        });
+      }
     }
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * GEMM in GFLOP/s (2·M·N·K per call) in the three layouts of a training step — NN (input
+ * gradient), NT (forward), TN (weight gradient) — against OpenBLAS sgemm on the same shape
+ * and thread count, and against the machine's fp32 FMA peak. The bf16 cases are compared
+ * with OpenBLAS's fp32 sgemm: the question is how much a bf16 GEMM gains over the best fp32
+ * one (vdpbf16ps does two products per lane and instruction).
+ */
+import { binding } from "../src/native.js";
+import type { BenchSuite, Contender } from "./common.js";
+
+const LAYOUTS = [
+  ["NN", false, false],
+  ["NT", false, true],
+  ["TN", true, false],
+] as const;
+
+/** Native, 64-byte-aligned n floats in [-1, 1) from a fixed LCG (values do not affect timing). */
+function matrix(n: number, seed: number): Float32Array {
+  const out = new Float32Array(binding.alloc(n * 4, false));
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+export const suite: BenchSuite = {
+  name: "gemm",
+  run(ctx) {
+    const largest = 2048;
+    const A = matrix(largest * largest, 1);
+    const B = matrix(largest * largest, 2);
+    const C = new Float32Array(binding.alloc(largest * largest * 4, true));
+    const Ah = new Uint16Array(binding.alloc(largest * largest * 2, false));
+    const Bh = new Uint16Array(binding.alloc(largest * largest * 2, false));
+    binding.f32ToBf16(Ah, A, A.length);
+    binding.f32ToBf16(Bh, B, B.length);
+    const openblas = ctx.openblas;
+    const bf16 = binding.info().bf16Dot ? "bf16 (vdpbf16ps)" : "bf16 (widened to fp32)";
+
+    for (const n of [1024, 2048]) {
+      for (const [layout, ta, tb] of LAYOUTS) {
+        const contenders: Contender[] = [{ name: "growlm sgemm", fn: () => binding.sgemm(ta, tb, n, n, n, 1, A, n, B, n, 0, C, n) }];
+        if (openblas) contenders.push({ name: "OpenBLAS sgemm", fn: () => openblas.sgemm(ta, tb, n, n, n, 1, A, n, B, n, 0, C, n) });
+        ctx.compare(`sgemm ${layout} ${n}x${n}x${n}`, "GFLOP/s", 2 * n ** 3, contenders, "peak");
+      }
+    }
+    const n = largest;
+    for (const [layout, ta, tb] of LAYOUTS) {
+      const contenders: Contender[] = [{ name: `growlm ${bf16}`, fn: () => binding.gemmBf16(ta, tb, n, n, n, 1, Ah, n, Bh, n, 0, C, n) }];
+      if (openblas) contenders.push({ name: "OpenBLAS sgemm (fp32)", fn: () => openblas.sgemm(ta, tb, n, n, n, 1, A, n, B, n, 0, C, n) });
+      ctx.compare(`bf16 GEMM ${layout} ${n}x${n}x${n}`, "GFLOP/s", 2 * n ** 3, contenders, "peak");
+    }
+    for (const buffer of [A, B, C, Ah, Bh]) binding.free(buffer.buffer as ArrayBuffer);
+  },
+};
