@@ -6,22 +6,26 @@ import { Tensor } from "../../src/tensor.js";
 import { BASE_SEED, expectBitwiseEqual, randomF32 } from "../helpers/reference.js";
 import { ISAS, withSettings } from "../helpers/native.js";
 
-// Worst-case rounding steps along one element's path, in units of u = 2^-24: K (one per
-// FMA, or per product and sum without FMA; vdpbf16ps adds both exact products of a k-pair
-// with at most two roundings), 2 per 256-deep K slice (alpha scaling and the add to C) and
-// the final beta update. |C - C_ref| <= GEMM_UNITS(K) * u * (|alpha| Σ|a||b| + |beta c|)
-// elementwise; this also bounds the bf16 paths, whose products of bf16 values are exact.
+// Normwise-per-element bound, first order in u = 2^-24:
+//   |C - C_ref| <= GEMM_UNITS(K) * u * (|alpha| * Σ_k |a_ik b_kj| + |beta c_ij|)
+// counting the roundings along one element's path: K (one per FMA, or per product and sum
+// without FMA; vdpbf16ps adds both exact products of a bf16 k-pair with at most two
+// roundings), 2 per K slice (slices are 512 deep, 1024 for vdpbf16ps: alpha scaling and
+// the add to C) and the beta update. The bf16 cases compare with the float64 product of
+// the bf16-rounded inputs, so only the accumulation order and rounding differ.
 const GEMM_UNITS = (K: number): number => 1.1 * K + 8;
 const U = 2 ** -24;
 
-// [M, N, K]: tiny, odd, around the 14x32 / 6x16 tiles and the 256-deep K slice, and one
-// large-ish case that is a multiple of no tile size.
+// [M, N, K]: tiny, odd, around the 14x32 / 6x16 tiles, a large-ish case that is a
+// multiple of no tile size, and K across two K-slice boundaries of both paths (an odd
+// remainder for the bf16 pairs).
 const SIZES: readonly (readonly [number, number, number])[] = [
   [1, 1, 1],
   [3, 17, 5],
   [127, 257, 33],
   [257, 127, 300],
   [301, 347, 531],
+  [200, 70, 1101],
 ];
 
 const LAYOUTS = [

@@ -62,20 +62,20 @@ constexpr int NV = 2;
 #endif
 constexpr int NR = NV * GROWLM_VLEN;
 
-// KC: 256 rank-1 updates per C-tile load/store keep that traffic near 1% of the work,
-// and a B̃ sliver (KC x NR) plus the Ã sliver streaming past it stay in L1/L2.
-// MC_SLIVERS: an Ã chunk of about 96 rows (96 KiB) is one task of the compute phase:
-// small enough for a dozen or more tasks per K slice at M >= 1024, so the pool's dynamic
-// claiming balances threads that the OS slows down unequally, and it stays in L2.
-// NC: B̃ (KC x NC, 4 MiB) lives in L3; large so that Ã is packed once per K slice for
-// N <= NC.
-constexpr int64_t KC = 256;
+// KC: 512 rank-1 updates per C-tile load/store, and per K slice two pool jobs (so two
+// waits for the slowest thread); measured 2-5% faster than 256 on Zen 4 with 2 threads,
+// 768 no better. A B̃ sliver (KC x NR, 64 KiB) and the Ã slivers streaming past it are
+// read from L2. MC_SLIVERS: an Ã chunk of about 96 rows (192 KiB) is one task of the
+// compute job: small enough for a dozen or more tasks per K slice at M >= 1024, so the
+// pool's dynamic claiming balances threads that the OS slows down unequally. NC: B̃
+// (KC x NC, 4 MiB) lives in L3; Ã is packed once per K slice for N <= NC.
+constexpr int64_t KC = 512;
 constexpr int64_t MC_SLIVERS = (96 + MR - 1) / MR;
-constexpr int64_t NC = 4096;
+constexpr int64_t NC = 2048;
 // Slivers per task of a shared packing phase.
 constexpr int64_t PACK_GRAIN = 4;
-// Columns of C per task when tasks split N (small M): about 256, a dozen or more tasks
-// at N >= 2048.
+// Columns of C per task when tasks split N (small M): about 256, 8 or more tasks at
+// N >= 2048.
 constexpr int64_t TASK_COLUMNS = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -338,7 +338,7 @@ struct Bf16DotPath {
   using Src = uint16_t;
   using Packed = uint32_t;
   static constexpr int mr = BF16DOT_MR, nr = BF16DOT_NR, kstep = 2;
-  // The same bytes per sliver as the fp32 path: 256 words of pairs.
+  // The same bytes per sliver as the fp32 path: KC words of pairs.
   static constexpr int64_t kc = 2 * KC, mc_slivers = (96 + BF16DOT_MR - 1) / BF16DOT_MR, nc = NC;
   template <int W>
   static void pack(uint32_t* dst, const uint16_t* src, int64_t ld, bool along_k, int64_t w0,
