@@ -2,13 +2,12 @@
 // inputs, fp32 accumulation and output. Checked against float64 products in
 // test/kernels/gemm.test.ts; tools/dev/gemm_dev.cpp times it against OpenBLAS.
 //
-// BLIS-style packed design. For each NC-column block of C and each KC-deep slice of K:
-//   1. B̃ = op(B)[pc:pc+KC, jc:jc+NC] packed once into NR-column slivers [KC][NR]
-//      (all threads pack, in parallel);
-//   2. the MR-row slivers of C are split into chunks (at most MC rows each); a task
-//      packs its chunk of op(A) into MR-row slivers Ã [KC][MR] in its thread's buffer and
-//      runs the micro-kernel over its tiles, NR slivers outer (one B̃ sliver stays in L1)
-//      and MR slivers inner (Ã stays in L2).
+// BLIS-style packed design. For each NC-column block of C and each KC-deep slice of K,
+// op(A) is packed into MR-row slivers Ã [KC][MR] and op(B) into NR-column slivers
+// B̃ [KC][NR] (contiguous, 64-byte aligned, zero-padded at the edges). One operand is
+// packed once by all threads and shared; then each task packs its own part of the other
+// and runs the micro-kernel over the tiles it covers (gemm_packed: tasks are chunks of
+// about MC rows when M is large, chunks of NR slivers when it is small).
 // Packing absorbs the transposes (and, for bf16, the conversion or the pair layout), so a
 // single micro-kernel serves all four layouts. The micro-kernel keeps an MR x NR tile of C
 // in registers and adds one rank-1 update per k: NR/VLEN vector loads of B̃, MR
@@ -240,8 +239,8 @@ void pack_f32(float* __restrict dst, const S* __restrict src, int64_t ld, bool a
   if (along_k) {
 #if defined(GROWLM_ISA_avx512)
     constexpr Lanes L = sizeof(S) == 4 ? Lanes::f32 : Lanes::bf16;
-    return pack_transposed<W, L>(dst, src, ld, w0, n, k0, kc, kc * W);
-#endif
+    pack_transposed<W, L>(dst, src, ld, w0, n, k0, kc, kc * W);
+#else
     for (int64_t s = 0; s < slivers; ++s, dst += kc * W) {
       const int64_t lines = std::min<int64_t>(W, n - s * W);
       // Blocks of 16 k keep the written part of the sliver (16 x W) in L1 while the
@@ -256,6 +255,7 @@ void pack_f32(float* __restrict dst, const S* __restrict src, int64_t ld, bool a
           for (int64_t k = kb; k < ke; ++k) dst[k * W + r] = 0.0f;
       }
     }
+#endif
   } else {
     for (int64_t k = 0; k < kc; ++k) {
       const S* line = src + (k0 + k) * ld + w0;
@@ -295,18 +295,28 @@ void pack_bf16_pairs(uint32_t* __restrict dst, const uint16_t* __restrict src, i
       for (int64_t r = lines; r < W; ++r) out[r] = 0;
     }
   } else {
+    // Rows k = 2p and 2p + 1 interleaved: 16 lines at a time, zero-extended to 32 bits,
+    // the odd row shifted into the high halves (absent for the last word of an odd kc).
     for (int64_t p = 0; p < words; ++p) {
       const uint16_t* lo = src + (k0 + 2 * p) * ld + w0;
-      // An odd kc pairs the last k with zeros: read its own row again and mask it out.
-      const uint16_t* hi = 2 * p + 1 < kc ? lo + ld : lo;
-      const uint32_t hi_mask = 2 * p + 1 < kc ? 0xffffu : 0u;
+      const bool has_hi = 2 * p + 1 < kc;
       for (int64_t s = 0; s < slivers; ++s) {
         uint32_t* out = dst + s * words * W + p * W;
         const int64_t lines = std::min<int64_t>(W, n - s * W);
-        const int64_t base = s * W;
-        for (int64_t r = 0; r < lines; ++r)
-          out[r] = lo[base + r] | (static_cast<uint32_t>(hi[base + r]) & hi_mask) << 16;
-        for (int64_t r = lines; r < W; ++r) out[r] = 0;
+#pragma GCC unroll 2
+        for (int g = 0; g < W; g += 16) {
+          const int64_t valid = std::min<int64_t>(16, std::max<int64_t>(0, lines - g));
+          const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+          const int64_t at = s * W + g;
+          __m512i word = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + at));
+          if (has_hi) {
+            const __m256i h = _mm256_maskz_loadu_epi16(m, lo + ld + at);
+            word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+          }
+          const __mmask16 store = W - g >= 16 ? static_cast<__mmask16>(0xffff)
+                                              : static_cast<__mmask16>((1u << (W - g)) - 1);
+          _mm512_mask_storeu_epi32(out + g, store, word);
+        }
       }
     }
   }
