@@ -190,6 +190,21 @@ describe.each(ISAS)("gemm (%s)", (isa) => {
     expect(Array.from(D)).toEqual([-0.5, 1, -1.5, -2, -2.5, -3]);
   });
 
+  it.runIf(bf16DotAvailable(isa))("vdpbf16ps reads bf16 subnormals as zero; the widened path keeps them", () => {
+    // 2^-127 (a bf16 subnormal) times 2^100: 2^-27 exactly, or 0 when the input is flushed.
+    const A = Uint16Array.of(0x0040);
+    const B = Uint16Array.of(0x7180);
+    const run = (dot: boolean): number =>
+      withSettings(isa, 1, () => {
+        binding.setBf16Dot(dot);
+        const C = new Float32Array(1);
+        binding.gemmBf16(false, false, 1, 1, 1, 1, A, 1, B, 1, 0, C, 1);
+        return C[0]!;
+      });
+    expect(run(false)).toBe(2 ** -27);
+    expect(run(true)).toBe(0);
+  });
+
   it("matmul on tensors: the three training layouts and bf16", () => {
     const [BT, C, OC] = [37, 45, 29];
     const x = Tensor.from(randomF32(BT * C, 21), [BT, C]);

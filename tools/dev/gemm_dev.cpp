@@ -51,7 +51,8 @@ std::vector<float> random_matrix(int64_t n, uint32_t seed) {
   return v;
 }
 
-// Normwise error max|C - ref| / (K * max|A| * max|B| + |beta| max|C0|) in units of 2^-24.
+// Error max|C - ref| / (|alpha| K + |beta|) in units of 2^-24: inputs lie in [-1, 1), so
+// |alpha| K + |beta| bounds |alpha| Σ|a||b| + |beta c|.
 double check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
                   int64_t pad, bool bf16, const Context& ctx) {
   const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;

@@ -334,8 +334,8 @@ struct F32Path {
   static constexpr int64_t kc = KC, mc_slivers = MC_SLIVERS, nc = NC;
   template <int W>
   static void pack(float* dst, const S* src, int64_t ld, bool along_k, int64_t w0, int64_t n,
-                   int64_t k0, int64_t kc) {
-    pack_f32<W>(dst, src, ld, along_k, w0, n, k0, kc);
+                   int64_t k0, int64_t depth) {
+    pack_f32<W>(dst, src, ld, along_k, w0, n, k0, depth);
   }
   static void micro(int64_t kp, const float* a, const float* b, float* c, int64_t ldc,
                     float alpha, float beta) {
@@ -348,12 +348,13 @@ struct Bf16DotPath {
   using Src = uint16_t;
   using Packed = uint32_t;
   static constexpr int mr = BF16DOT_MR, nr = BF16DOT_NR, kstep = 2;
-  // The same bytes per sliver as the fp32 path: KC words of pairs.
+  // KC words of pairs (2 KC values of k): the same bytes per sliver as the fp32 path;
+  // measured about 5% faster than KC values of k.
   static constexpr int64_t kc = 2 * KC, mc_slivers = (96 + BF16DOT_MR - 1) / BF16DOT_MR, nc = NC;
   template <int W>
   static void pack(uint32_t* dst, const uint16_t* src, int64_t ld, bool along_k, int64_t w0,
-                   int64_t n, int64_t k0, int64_t kc) {
-    pack_bf16_pairs<W>(dst, src, ld, along_k, w0, n, k0, kc);
+                   int64_t n, int64_t k0, int64_t depth) {
+    pack_bf16_pairs<W>(dst, src, ld, along_k, w0, n, k0, depth);
   }
   static void micro(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                     float alpha, float beta) {
@@ -362,9 +363,10 @@ struct Bf16DotPath {
 };
 #endif
 
-// Packing buffers of the calling thread, kept between calls (they are bounded by the
-// blocking: B̃ KC x NC plus one Ã chunk per pool thread) so that repeated calls do not
-// page-fault fresh memory. Allocated before any parallel work, so no worker can throw.
+// Packing buffers of the calling thread, kept between calls so that repeated calls do not
+// page-fault fresh memory. Bounded by the blocking: the shared operand (at most KC x NC,
+// 4 MiB) plus a few hundred KiB per pool thread. Allocated before any parallel work, so
+// no worker can throw.
 class Scratch {
  public:
   Scratch() = default;
