@@ -22,6 +22,10 @@
 // over (b, head, query block) that recompute the scores. Both evaluate the same block
 // functions on the same operands in the same order, so they give the same bits and the
 // choice (which depends on the thread count) never shows in the results.
+//
+// Scratch: per thread a few BLK×D blocks (plus 2·T×D for the fused backward when D is not
+// a multiple of the vector width); the two-pass backward also packs Qᵀ and dOᵀ of every
+// query block (twice the size of q).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -344,12 +348,19 @@ inline F* first_row(F* base, const Shape& s, const Place& at) {
   return base + ((at.b * s.T + at.t0) * at.heads + at.head) * s.D;
 }
 
+// Whether whole input blocks are read in place. Their rows are heads·D floats apart, often
+// a power of two, so they share few L1 sets; with AVX-512 a product sweeps each row once
+// per row tile and in place is faster, narrower vectors sweep it 2-4 times as often and
+// gain more from a contiguous copy than it costs.
+constexpr bool READ_IN_PLACE = VL >= 16;
+
 // An input block for the products (vectors of VL along D): the tensor itself when the
-// block is whole and D fills vectors, else a zero-padded BLK × Dp copy in `pad`.
+// block is whole, D fills vectors and READ_IN_PLACE, else a zero-padded BLK × Dp copy in
+// `pad`.
 View block_rows(const float* src, const Shape& s, const Place& at, float* pad) {
   const int64_t rows = rows_in(s, at), ld = at.heads * s.D;
   const float* first = first_row(src, s, at);
-  if (rows == BLK && s.direct) return {first, ld};
+  if (READ_IN_PLACE && rows == BLK && s.direct) return {first, ld};
   std::memset(pad, 0, sizeof(float) * BLK * s.Dp);
   for (int64_t r = 0; r < rows; ++r) std::memcpy(pad + r * s.Dp, first + r * ld, sizeof(float) * s.D);
   return {pad, s.Dp};
@@ -373,15 +384,6 @@ void finish_rows(float* dst, const Shape& s, const Place& at, Acc acc) {
   if (acc.p == first) return;
   const int64_t rows = rows_in(s, at), ld = at.heads * s.D;
   for (int64_t r = 0; r < rows; ++r) std::memcpy(first + r * ld, acc.p + r * acc.ld, sizeof(float) * s.D);
-}
-
-// Asks for rows [r0, r1) of a block to be fetched into L2 ahead of use.
-void prefetch_rows(const float* src, const Shape& s, const Place& at, int64_t r0, int64_t r1) {
-  const float* first = first_row(src, s, at);
-  const int64_t ld = at.heads * s.D;
-  r1 = std::min(r1, rows_in(s, at));
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t d = 0; d < s.D; d += 64 / sizeof(float)) __builtin_prefetch(first + r * ld + d, 0, 2);
 }
 
 // In-register transpose of VL rows of VL floats: log2(VL) stages, each exchanging the
@@ -445,13 +447,14 @@ class Scratch {
   std::unique_ptr<float[]> buf_;
 };
 
-// Carves consecutive pieces out of a scratch area.
+// Carves consecutive pieces out of a scratch area. Every piece is a multiple of 16 floats
+// (BLK is), so each stays 64-byte aligned.
 class Carve {
  public:
   explicit Carve(float* p) : p_(p) {}
   float* take(int64_t n) {
     float* r = p_;
-    p_ += round_up(n, 16);
+    p_ += n;
     return r;
   }
 
@@ -462,8 +465,10 @@ class Carve {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Forward: one task per (b, h, query block), heaviest (last) query blocks first. The
-// output rows accumulate in place (unnormalised), then are divided by the row sums.
+// Forward: one task per (b, h, query block), by head and, within a head, last (heaviest)
+// query block first: a thread's next task mostly reuses the K/V blocks in its cache, and
+// the lightest tasks come last. The output rows accumulate unnormalised, in place when
+// possible, then are divided by the row sums.
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
@@ -471,7 +476,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const Shape s = make_shape(B, T, H, Hkv, D);
   const float qscale = static_cast<float>(static_cast<double>(scale) * LOG2E);
   const int64_t blk_dp = BLK * s.Dp;
-  Scratch scratch(ctx.pool->size(), D * BLK + BLK * BLK + 3 * blk_dp + 3 * BLK + 6 * 16);
+  Scratch scratch(ctx.pool->size(), D * BLK + BLK * BLK + 3 * blk_dp + 3 * BLK);
   const int64_t heads = B * H;
   ctx.pool->run(heads * s.nblk, [&](int64_t task, int thread) {
     const int64_t i = s.nblk - 1 - task % s.nblk;
@@ -495,10 +500,6 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
       const Place kv{Hkv, g, b, j * BLK};
       const View kj = block_rows(k, s, kv, kpad);
       const View vj = block_rows(v, s, kv, vpad);
-      if (j < i) {
-        prefetch_rows(k, s, {Hkv, g, b, (j + 1) * BLK}, 0, BLK);
-        prefetch_rows(v, s, {Hkv, g, b, (j + 1) * BLK}, 0, BLK);
-      }
       scores(sT, kj.p, kj.ld, qT, D, diag);
       softmax_block(sT, m, l, alpha, diag);
       product<1, BLK, true>(o.p, o.ld, sT, vj.p, vj.ld, s.nd, diag, alpha);
@@ -573,8 +574,8 @@ void block_pair(const QueryBlock& qb, View qi, View doi, View kj, View vj, const
 }
 
 // The one-task-per-(b, kv head) schedule leaves threads idle when the tasks do not divide
-// evenly; below 80% occupancy the recomputing two-pass schedule (~30% more arithmetic,
-// finer tasks) wins.
+// evenly; below 80% occupancy the two-pass schedule (7 block products per block pair
+// instead of 5, but finer tasks) is faster.
 bool fused_schedule(int64_t tasks, int threads) {
   const int64_t rounds = (tasks + threads - 1) / threads;
   return tasks * 5 >= rounds * threads * 4;
@@ -598,7 +599,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     // dK/dV blocks that cannot be used in place (partial, or D not a multiple of VL) keep
     // a padded accumulator for the whole task.
     const int64_t kv_pads = s.direct ? 1 : s.nblk;
-    Scratch scratch(threads, qbf + 2 * BLK * BLK + 6 * blk_dp + 2 * kv_pads * blk_dp + 10 * 16);
+    Scratch scratch(threads, qbf + 2 * BLK * BLK + 5 * blk_dp + 2 * kv_pads * blk_dp);
     ctx.pool->run(B * Hkv, [&](int64_t task, int thread) {
       const int64_t b = task / Hkv, g = task % Hkv;
       Carve carve(scratch.at(thread));
@@ -627,16 +628,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           const View qi = block_rows(q, s, qp, qpad);
           const View doi = block_rows(dout, s, qp, dopad);
           const Acc dq_acc = zero_rows(dq, s, qp, dqpad);
-          // The next query block's rows arrive while this one computes.
-          const bool last = hh + 1 == s.G && i + 1 == s.nblk;
-          const Place next = i + 1 < s.nblk ? Place{H, h, b, (i + 1) * BLK} : Place{H, h + 1, b, 0};
           for (int64_t j = 0; j <= i; ++j) {
-            if (!last) {
-              const int64_t r0 = j * BLK / (i + 1), r1 = (j + 1) * BLK / (i + 1);
-              prefetch_rows(q, s, next, r0, r1);
-              prefetch_rows(dout, s, next, r0, r1);
-              prefetch_rows(out, s, next, r0, r1);
-            }
             const Place kv{Hkv, g, b, j * BLK};
             const View kj = block_rows(k, s, kv, kpad);
             const View vj = block_rows(v, s, kv, vpad);
@@ -665,7 +657,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     const int64_t b = idx / (H * s.nblk), h = idx / s.nblk % H, i = idx % s.nblk;
     pack_query_block(packed_block(b, h, i), q, dout, out, lse, s, {H, h, b, i * BLK}, qscale);
   });
-  Scratch scratch(threads, 2 * BLK * BLK + 7 * blk_dp + 9 * 16);
+  Scratch scratch(threads, 2 * BLK * BLK + 6 * blk_dp);
   // dK, dV: heaviest (first) key blocks first.
   const int64_t kv_heads = B * Hkv;
   ctx.pool->run(kv_heads * s.nblk, [&](int64_t task, int thread) {
