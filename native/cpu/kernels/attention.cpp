@@ -31,7 +31,6 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <vector>
 
 #include "growlm/attention.h"
 #include "growlm/threads.h"
@@ -78,7 +77,9 @@ constexpr int KC = 6, RV = 2, RT = 6, DV = 2;
 
 constexpr double LOG2E = 1.4426950408889634074;
 constexpr double LN2 = 0.6931471805599453094;
-constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+// Masked scores and the initial running max: finite, so exp2 needs no infinity handling,
+// and 2^(MASKED − max) is 0 for any max a real score can have.
+constexpr float MASKED = -std::numeric_limits<float>::max();
 
 // 2^x for every lane, relative error ~1 ulp (tested in attention.test.ts). x = n + r with
 // n = round(x) and r = x − n in [-1/2, 1/2] exactly (the 1.5·2^23 trick rounds to
@@ -86,13 +87,18 @@ constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 // coefficients from a Remez fit with p(0) = 1); 2^n goes into the exponent.
 // AVX-512 scales with vscalefps, which gives subnormals and overflow exactly; elsewhere n
 // is added to the exponent bits, results below 2^-126 are flushed to 0 and x ≥ 128 gives
-// +inf. NaN stays NaN, -inf gives 0.
+// +inf. NaN stays NaN, -inf gives 0. With INFINITIES = false the caller promises no ±inf
+// (finite or NaN x), which lets AVX-512 skip its clamps: vscalefps already turns huge
+// finite n into 0 or inf.
+template <bool INFINITIES = true>
 inline vec exp2v(vec x) {
   const vec magic = splat(12582912.0f);  // 1.5·2^23
 #if defined(GROWLM_ISA_avx512)
-  // Comparisons with NaN are false: NaN survives the clamp.
-  x = x < splat(-151.0f) ? splat(-151.0f) : x;
-  x = x > splat(129.0f) ? splat(129.0f) : x;
+  if constexpr (INFINITIES) {
+    // Comparisons with NaN are false: NaN survives the clamp.
+    x = x < splat(-151.0f) ? splat(-151.0f) : x;
+    x = x > splat(129.0f) ? splat(129.0f) : x;
+  }
 #endif
   const vec t = x + magic;
   const vec n = t - magic;
@@ -120,10 +126,19 @@ inline vec exp2v(vec x) {
 // Block products. All blocks are BLK×BLK; "diag" marks a diagonal block, whose entries
 // with key c > query r are masked: tiles entirely above the diagonal are skipped.
 
+// Row indices rs..rs+VL−1 of a query vector, for the diagonal mask (key c > query r).
+inline vec row_index(int rs) {
+  vec r;
+  for (int i = 0; i < VL; ++i) r[i] = static_cast<float>(rs + i);
+  return r;
+}
+
 // sT[c][r] = Σ_{d<D} a[c·lda + d] · bT[d·BLK + r] for keys c0..c0+KT and query vectors
-// v0..v0+VT (a = K or V in natural layout, bT = Qᵀ or dOᵀ packed).
-template <int KT, int VT>
-void scores_tile(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, int c0, int v0) {
+// v0..v0+VT (a = K or V in natural layout, bT = Qᵀ or dOᵀ packed). With MAX (the forward)
+// the diagonal's masked entries become MASKED and mx[r] takes the max of each row.
+template <int KT, int VT, bool MAX>
+void scores_tile(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, int c0, int v0,
+                 bool diag, float* mx) {
   vec acc[KT][VT];
   const float* arow[KT];
   for (int k = 0; k < KT; ++k) {
@@ -139,32 +154,50 @@ void scores_tile(float* sT, const float* a, int64_t lda, const float* bT, int64_
       for (int u = 0; u < VT; ++u) acc[k][u] += ak * bv[u];
     }
   }
+  if constexpr (MAX) {
+    for (int u = 0; u < VT; ++u) {
+      const int rs = (v0 + u) * VL;
+      vec m = load(mx + rs);
+      for (int k = 0; k < KT; ++k) {
+        if (diag && c0 + k > rs) {
+          acc[k][u] = splat(static_cast<float>(c0 + k)) > row_index(rs) ? splat(MASKED) : acc[k][u];
+        }
+        m = vmax(m, acc[k][u]);
+      }
+      store(mx + rs, m);
+    }
+  }
   for (int k = 0; k < KT; ++k)
     for (int u = 0; u < VT; ++u) store(sT + (c0 + k) * BLK + (v0 + u) * VL, acc[k][u]);
 }
 
-template <int KT>
-void scores_keys(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, int c0, int v0) {
-  for (; v0 + RV <= NV; v0 += RV) scores_tile<KT, RV>(sT, a, lda, bT, D, c0, v0);
+template <int KT, bool MAX>
+void scores_keys(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, int c0,
+                 bool diag, float* mx) {
+  // On the diagonal only query vectors holding a row r ≥ c0 are needed.
+  int v0 = diag ? c0 / VL : 0;
+  for (; v0 + RV <= NV; v0 += RV) scores_tile<KT, RV, MAX>(sT, a, lda, bT, D, c0, v0, diag, mx);
   switch (NV - v0) {
-    case 3: if constexpr (RV > 3) scores_tile<KT, 3>(sT, a, lda, bT, D, c0, v0); break;
-    case 2: if constexpr (RV > 2) scores_tile<KT, 2>(sT, a, lda, bT, D, c0, v0); break;
-    case 1: if constexpr (RV > 1) scores_tile<KT, 1>(sT, a, lda, bT, D, c0, v0); break;
+    case 3: if constexpr (RV > 3) scores_tile<KT, 3, MAX>(sT, a, lda, bT, D, c0, v0, diag, mx); break;
+    case 2: if constexpr (RV > 2) scores_tile<KT, 2, MAX>(sT, a, lda, bT, D, c0, v0, diag, mx); break;
+    case 1: if constexpr (RV > 1) scores_tile<KT, 1, MAX>(sT, a, lda, bT, D, c0, v0, diag, mx); break;
     default: break;
   }
 }
 
-void scores(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, bool diag) {
+// The whole score block; with MAX, mx (BLK floats, holding the running row max) is
+// updated with the block's row max.
+template <bool MAX>
+void scores(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, bool diag,
+            float* mx = nullptr) {
   int c0 = 0;
-  // On the diagonal only query vectors holding a row r ≥ c0 are needed.
-  for (; c0 + KC <= BLK; c0 += KC) scores_keys<KC>(sT, a, lda, bT, D, c0, diag ? c0 / VL : 0);
-  const int v0 = diag ? c0 / VL : 0;
+  for (; c0 + KC <= BLK; c0 += KC) scores_keys<KC, MAX>(sT, a, lda, bT, D, c0, diag, mx);
   switch (BLK - c0) {
-    case 5: scores_keys<5>(sT, a, lda, bT, D, c0, v0); break;
-    case 4: scores_keys<4>(sT, a, lda, bT, D, c0, v0); break;
-    case 3: scores_keys<3>(sT, a, lda, bT, D, c0, v0); break;
-    case 2: scores_keys<2>(sT, a, lda, bT, D, c0, v0); break;
-    case 1: scores_keys<1>(sT, a, lda, bT, D, c0, v0); break;
+    case 5: scores_keys<5, MAX>(sT, a, lda, bT, D, c0, diag, mx); break;
+    case 4: scores_keys<4, MAX>(sT, a, lda, bT, D, c0, diag, mx); break;
+    case 3: scores_keys<3, MAX>(sT, a, lda, bT, D, c0, diag, mx); break;
+    case 2: scores_keys<2, MAX>(sT, a, lda, bT, D, c0, diag, mx); break;
+    case 1: scores_keys<1, MAX>(sT, a, lda, bT, D, c0, diag, mx); break;
     default: break;
   }
 }
@@ -242,40 +275,25 @@ void product(float* out, int64_t ldo, const float* a, const float* b, int64_t ld
   }
 }
 
-// Row indices rs..rs+VL−1 of a query vector, for the diagonal mask (key c > query r).
-inline vec row_index(int rs) {
-  vec r;
-  for (int i = 0; i < VL; ++i) r[i] = static_cast<float>(rs + i);
-  return r;
-}
-
-// Online softmax over one block (in place: scores in, probabilities out). m, l are the
-// running row max and sum (base 2), alpha receives 2^(m_old − m_new) for rescaling the
-// output accumulator. Entries at or beyond the diagonal's last needed key are set to 0
-// so the products may read whole tiles.
-void softmax_block(float* sT, float* m, float* l, float* alpha, bool diag) {
+// Online softmax over one block (in place: masked scores in, probabilities out). m, l are
+// the running row max and sum (base 2), mx the new max from scores<true>; alpha receives
+// 2^(m_old − m_new) for rescaling the output accumulator. Entries beyond the diagonal's
+// last needed key are set to 0 so the products may read whole tiles.
+void softmax_block(float* sT, float* m, const float* mx, float* l, float* alpha, bool diag) {
   for (int v = 0; v < NV; ++v) {
     const int rs = v * VL;
     const int ce = diag ? rs + VL : BLK;
-    const vec rows = row_index(rs);
-    vec mx = load(m + rs);
-    for (int c = 0; c < ce; ++c) {
-      vec s = load(sT + c * BLK + rs);
-      if (diag && c > rs) s = splat(static_cast<float>(c)) > rows ? splat(NEG_INF) : s;
-      mx = vmax(mx, s);
-    }
-    const vec scale_old = exp2v(load(m + rs) - mx);
+    const vec top = load(mx + rs);
+    const vec scale_old = exp2v<false>(load(m + rs) - top);
     vec sum = vec{};
     for (int c = 0; c < ce; ++c) {
-      vec s = load(sT + c * BLK + rs);
-      if (diag && c > rs) s = splat(static_cast<float>(c)) > rows ? splat(NEG_INF) : s;
-      const vec p = exp2v(s - mx);
+      const vec p = exp2v<false>(load(sT + c * BLK + rs) - top);
       store(sT + c * BLK + rs, p);
       sum += p;
     }
     for (int c = ce; c < BLK; ++c) store(sT + c * BLK + rs, vec{});
     store(l + rs, load(l + rs) * scale_old + sum);
-    store(m + rs, mx);
+    store(m + rs, top);
     store(alpha + rs, scale_old);
   }
 }
@@ -291,7 +309,7 @@ void grad_scores_block(float* sT, float* dpT, const float* lse2, const float* de
     const vec l2 = load(lse2 + rs);
     const vec dl = load(delta + rs);
     for (int c = 0; c < ce; ++c) {
-      vec p = exp2v(load(sT + c * BLK + rs) - l2);
+      vec p = exp2v<false>(load(sT + c * BLK + rs) - l2);
       vec ds = p * (load(dpT + c * BLK + rs) - dl) * scale;
       if (diag && c > rs) {
         const auto masked = splat(static_cast<float>(c)) > rows;
@@ -319,7 +337,7 @@ struct Shape {
   int64_t Dp;    // D rounded up to the vector width: the row length of padded operands
   int64_t nd;    // Dp / VL
   int64_t nblk;  // blocks along T
-  bool direct;   // D fills whole vectors: whole blocks are used in place
+  bool direct;   // D fills whole vectors: whole input blocks can be read in place
 };
 
 Shape make_shape(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D) {
@@ -327,15 +345,12 @@ Shape make_shape(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D) {
   return {B, T, H, Hkv, D, H / Hkv, Dp, Dp / VL, (T + BLK - 1) / BLK, Dp == D};
 }
 
-// BLK rows [t0, t0 + BLK) of one head of a [B, T, heads, D] tensor, as the products see
-// them: a pointer and a row stride.
-template <class F>
-struct Rows {
-  F* p;
+// BLK rows of an input block as the products see them: a pointer and a row stride.
+// Accumulators are always contiguous BLK × Dp blocks (row stride Dp).
+struct View {
+  const float* p;
   int64_t ld;
 };
-using View = Rows<const float>;
-using Acc = Rows<float>;
 
 struct Place {
   int64_t heads, head, b, t0;
@@ -346,6 +361,14 @@ inline int64_t rows_in(const Shape& s, const Place& at) { return std::min<int64_
 template <class F>
 inline F* first_row(F* base, const Shape& s, const Place& at) {
   return base + ((at.b * s.T + at.t0) * at.heads + at.head) * s.D;
+}
+
+// A zero-padded BLK × Dp copy of a block.
+void copy_rows(float* dst, const float* src, const Shape& s, const Place& at) {
+  const int64_t rows = rows_in(s, at), ld = at.heads * s.D;
+  const float* first = first_row(src, s, at);
+  std::memset(dst, 0, sizeof(float) * BLK * s.Dp);
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * s.Dp, first + r * ld, sizeof(float) * s.D);
 }
 
 // Whether whole input blocks are read in place. Their rows are heads·D floats apart, often
@@ -361,29 +384,15 @@ View block_rows(const float* src, const Shape& s, const Place& at, float* pad) {
   const int64_t rows = rows_in(s, at), ld = at.heads * s.D;
   const float* first = first_row(src, s, at);
   if (READ_IN_PLACE && rows == BLK && s.direct) return {first, ld};
-  std::memset(pad, 0, sizeof(float) * BLK * s.Dp);
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(pad + r * s.Dp, first + r * ld, sizeof(float) * s.D);
+  copy_rows(pad, src, s, at);
   return {pad, s.Dp};
 }
 
-// A zeroed output block that the products accumulate into: the tensor's own rows when the
-// block is whole and D fills vectors, else `pad` (BLK × Dp), copied out by finish_rows.
-Acc zero_rows(float* dst, const Shape& s, const Place& at, float* pad) {
-  const int64_t ld = at.heads * s.D;
-  if (rows_in(s, at) == BLK && s.direct) {
-    float* first = first_row(dst, s, at);
-    for (int64_t r = 0; r < BLK; ++r) std::memset(first + r * ld, 0, sizeof(float) * s.D);
-    return {first, ld};
-  }
-  std::memset(pad, 0, sizeof(float) * BLK * s.Dp);
-  return {pad, s.Dp};
-}
-
-void finish_rows(float* dst, const Shape& s, const Place& at, Acc acc) {
-  float* first = first_row(dst, s, at);
-  if (acc.p == first) return;
+// Rows [t0, min(T, t0 + BLK)) of an output from a BLK × Dp accumulator.
+void write_rows(float* dst, const float* acc, const Shape& s, const Place& at) {
   const int64_t rows = rows_in(s, at), ld = at.heads * s.D;
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(first + r * ld, acc.p + r * acc.ld, sizeof(float) * s.D);
+  float* first = first_row(dst, s, at);
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(first + r * ld, acc + r * s.Dp, sizeof(float) * s.D);
 }
 
 // In-register transpose of VL rows of VL floats: log2(VL) stages, each exchanging the
@@ -467,8 +476,8 @@ class Carve {
 // ---------------------------------------------------------------------------------------
 // Forward: one task per (b, h, query block), by head and, within a head, last (heaviest)
 // query block first: a thread's next task mostly reuses the K/V blocks in its cache, and
-// the lightest tasks come last. The output rows accumulate unnormalised, in place when
-// possible, then are divided by the row sums.
+// the lightest tasks come last. The output rows accumulate unnormalised in a contiguous
+// block, then are divided by the row sums into out.
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
@@ -476,7 +485,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const Shape s = make_shape(B, T, H, Hkv, D);
   const float qscale = static_cast<float>(static_cast<double>(scale) * LOG2E);
   const int64_t blk_dp = BLK * s.Dp;
-  Scratch scratch(ctx.pool->size(), D * BLK + BLK * BLK + 3 * blk_dp + 3 * BLK);
+  Scratch scratch(ctx.pool->size(), D * BLK + BLK * BLK + 3 * blk_dp + 4 * BLK);
   const int64_t heads = B * H;
   ctx.pool->run(heads * s.nblk, [&](int64_t task, int thread) {
     const int64_t i = s.nblk - 1 - task % s.nblk;
@@ -484,33 +493,35 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     Carve carve(scratch.at(thread));
     float* qT = carve.take(D * BLK);
     float* sT = carve.take(BLK * BLK);
-    float* opad = carve.take(blk_dp);
+    float* o = carve.take(blk_dp);
     float* kpad = carve.take(blk_dp);
     float* vpad = carve.take(blk_dp);
     float* m = carve.take(BLK);
+    float* mx = carve.take(BLK);
     float* l = carve.take(BLK);
     float* alpha = carve.take(BLK);
     const Place qi{H, h, b, i * BLK};
     pack_transposed(qT, q, s, qi, qscale);
-    const Acc o = zero_rows(out, s, qi, opad);
-    std::fill(m, m + BLK, NEG_INF);
+    std::fill(o, o + blk_dp, 0.0f);
+    std::fill(m, m + BLK, MASKED);
     std::fill(l, l + BLK, 0.0f);
     for (int64_t j = 0; j <= i; ++j) {
       const bool diag = j == i;
       const Place kv{Hkv, g, b, j * BLK};
       const View kj = block_rows(k, s, kv, kpad);
       const View vj = block_rows(v, s, kv, vpad);
-      scores(sT, kj.p, kj.ld, qT, D, diag);
-      softmax_block(sT, m, l, alpha, diag);
-      product<1, BLK, true>(o.p, o.ld, sT, vj.p, vj.ld, s.nd, diag, alpha);
+      std::copy(m, m + BLK, mx);
+      scores<true>(sT, kj.p, kj.ld, qT, D, diag, mx);
+      softmax_block(sT, m, mx, l, alpha, diag);
+      product<1, BLK, true>(o, s.Dp, sT, vj.p, vj.ld, s.nd, diag, alpha);
     }
     const int64_t rows = rows_in(s, qi);
+    float* dst = first_row(out, s, qi);
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t d = 0; d < D; ++d) o.p[r * o.ld + d] /= l[r];
+      for (int64_t d = 0; d < D; ++d) dst[r * H * D + d] = o[r * s.Dp + d] / l[r];
       lse[(b * H + h) * T + qi.t0 + r] =
           static_cast<float>((static_cast<double>(m[r]) + std::log2(static_cast<double>(l[r]))) * LN2);
     }
-    finish_rows(out, s, qi, o);
   });
 }
 
@@ -560,17 +571,17 @@ void pack_query_block(QueryBlock qb, const float* q, const float* dout, const fl
 }
 
 // One (query block, key block) pair: recompute P and dS, then add the pair's share to
-// whichever of dv, dk (key block rows) and dq (query block rows) is given. qi / doi: the
-// query block's Q and dO rows; kj / vj: the key block's K and V rows.
+// whichever of dv, dk (key block rows) and dq (query block rows) is given (BLK × Dp
+// accumulators). qi / doi: the query block's Q and dO rows; kj / vj: the key block's K
+// and V rows.
 void block_pair(const QueryBlock& qb, View qi, View doi, View kj, View vj, const Shape& s,
-                float scale, bool diag, float* sT, float* dpT, const Acc* dv, const Acc* dk,
-                const Acc* dq) {
-  scores(sT, kj.p, kj.ld, qb.qT, s.D, diag);
-  scores(dpT, vj.p, vj.ld, qb.doT, s.D, diag);
+                float scale, bool diag, float* sT, float* dpT, float* dv, float* dk, float* dq) {
+  scores<false>(sT, kj.p, kj.ld, qb.qT, s.D, diag);
+  scores<false>(dpT, vj.p, vj.ld, qb.doT, s.D, diag);
   grad_scores_block(sT, dpT, qb.lse2, qb.delta, scale, diag);
-  if (dv) product<BLK, 1, false>(dv->p, dv->ld, sT, doi.p, doi.ld, s.nd, diag);
-  if (dk) product<BLK, 1, false>(dk->p, dk->ld, dpT, qi.p, qi.ld, s.nd, diag);
-  if (dq) product<1, BLK, false>(dq->p, dq->ld, dpT, kj.p, kj.ld, s.nd, diag);
+  if (dv) product<BLK, 1, false>(dv, s.Dp, sT, doi.p, doi.ld, s.nd, diag);
+  if (dk) product<BLK, 1, false>(dk, s.Dp, dpT, qi.p, qi.ld, s.nd, diag);
+  if (dq) product<1, BLK, false>(dq, s.Dp, dpT, kj.p, kj.ld, s.nd, diag);
 }
 
 // The one-task-per-(b, kv head) schedule leaves threads idle when the tasks do not divide
@@ -594,12 +605,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const int64_t qbf = query_block_floats(D);
 
   if (fused_schedule(B * Hkv, threads)) {
-    // One task per (b, kv head). It owns dK, dV of its head (accumulated in place over
-    // all query heads and blocks) and dQ of its query heads (one query block at a time).
-    // dK/dV blocks that cannot be used in place (partial, or D not a multiple of VL) keep
-    // a padded accumulator for the whole task.
-    const int64_t kv_pads = s.direct ? 1 : s.nblk;
-    Scratch scratch(threads, qbf + 2 * BLK * BLK + 5 * blk_dp + 2 * kv_pads * blk_dp);
+    // One task per (b, kv head). It owns dK, dV of its head (accumulated over all query
+    // heads and blocks) and dQ of its query heads (one query block at a time). K, V and
+    // the dK, dV accumulators of the head live in contiguous scratch: in the tensors their
+    // rows are heads·D floats apart, often a power of two, and the ~8 row-strided arrays a
+    // task sweeps would collide in the caches' sets.
+    const int64_t head_dp = s.nblk * blk_dp;
+    Scratch scratch(threads, qbf + 2 * BLK * BLK + 3 * blk_dp + 4 * head_dp);
     ctx.pool->run(B * Hkv, [&](int64_t task, int thread) {
       const int64_t b = task / Hkv, g = task % Hkv;
       Carve carve(scratch.at(thread));
@@ -608,17 +620,16 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       float* dpT = carve.take(BLK * BLK);
       float* qpad = carve.take(blk_dp);
       float* dopad = carve.take(blk_dp);
-      float* kpad = carve.take(blk_dp);
-      float* vpad = carve.take(blk_dp);
-      float* dqpad = carve.take(blk_dp);
-      float* dkpad = carve.take(kv_pads * blk_dp);
-      float* dvpad = carve.take(kv_pads * blk_dp);
-      std::vector<Acc> dk_acc(s.nblk), dv_acc(s.nblk);
+      float* dq_acc = carve.take(blk_dp);
+      float* kh = carve.take(head_dp);
+      float* vh = carve.take(head_dp);
+      float* dkh = carve.take(head_dp);
+      float* dvh = carve.take(head_dp);
+      std::fill(dkh, dkh + 2 * head_dp, 0.0f);
       for (int64_t j = 0; j < s.nblk; ++j) {
         const Place kv{Hkv, g, b, j * BLK};
-        const int64_t pad = s.direct ? 0 : j * blk_dp;
-        dk_acc[j] = zero_rows(dk, s, kv, dkpad + pad);
-        dv_acc[j] = zero_rows(dv, s, kv, dvpad + pad);
+        copy_rows(kh + j * blk_dp, k, s, kv);
+        copy_rows(vh + j * blk_dp, v, s, kv);
       }
       for (int64_t hh = 0; hh < s.G; ++hh) {
         const int64_t h = g * s.G + hh;
@@ -627,21 +638,20 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           pack_query_block(qb, q, dout, out, lse, s, qp, qscale);
           const View qi = block_rows(q, s, qp, qpad);
           const View doi = block_rows(dout, s, qp, dopad);
-          const Acc dq_acc = zero_rows(dq, s, qp, dqpad);
+          std::fill(dq_acc, dq_acc + blk_dp, 0.0f);
           for (int64_t j = 0; j <= i; ++j) {
-            const Place kv{Hkv, g, b, j * BLK};
-            const View kj = block_rows(k, s, kv, kpad);
-            const View vj = block_rows(v, s, kv, vpad);
-            block_pair(qb, qi, doi, kj, vj, s, scale, j == i, sT, dpT, &dv_acc[j], &dk_acc[j],
-                       &dq_acc);
+            const View kj{kh + j * blk_dp, s.Dp};
+            const View vj{vh + j * blk_dp, s.Dp};
+            block_pair(qb, qi, doi, kj, vj, s, scale, j == i, sT, dpT, dvh + j * blk_dp,
+                       dkh + j * blk_dp, dq_acc);
           }
-          finish_rows(dq, s, qp, dq_acc);
+          write_rows(dq, dq_acc, s, qp);
         }
       }
       for (int64_t j = 0; j < s.nblk; ++j) {
         const Place kv{Hkv, g, b, j * BLK};
-        finish_rows(dk, s, kv, dk_acc[j]);
-        finish_rows(dv, s, kv, dv_acc[j]);
+        write_rows(dk, dkh + j * blk_dp, s, kv);
+        write_rows(dv, dvh + j * blk_dp, s, kv);
       }
     });
     return;
@@ -669,11 +679,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     float* dopad = carve.take(blk_dp);
     float* kpad = carve.take(blk_dp);
     float* vpad = carve.take(blk_dp);
-    float* dkpad = carve.take(blk_dp);
-    float* dvpad = carve.take(blk_dp);
+    float* dk_acc = carve.take(blk_dp);
+    float* dv_acc = carve.take(blk_dp);
     const Place kv{Hkv, g, b, j * BLK};
-    const Acc dk_acc = zero_rows(dk, s, kv, dkpad);
-    const Acc dv_acc = zero_rows(dv, s, kv, dvpad);
+    std::fill(dk_acc, dk_acc + 2 * blk_dp, 0.0f);
     const View kj = block_rows(k, s, kv, kpad);
     const View vj = block_rows(v, s, kv, vpad);
     for (int64_t hh = 0; hh < s.G; ++hh) {
@@ -682,12 +691,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const Place qp{H, h, b, i * BLK};
         const View qi = block_rows(q, s, qp, qpad);
         const View doi = block_rows(dout, s, qp, dopad);
-        block_pair(packed_block(b, h, i), qi, doi, kj, vj, s, scale, j == i, sT, dpT, &dv_acc,
-                   &dk_acc, nullptr);
+        block_pair(packed_block(b, h, i), qi, doi, kj, vj, s, scale, j == i, sT, dpT, dv_acc,
+                   dk_acc, nullptr);
       }
     }
-    finish_rows(dk, s, kv, dk_acc);
-    finish_rows(dv, s, kv, dv_acc);
+    write_rows(dk, dk_acc, s, kv);
+    write_rows(dv, dv_acc, s, kv);
   });
   // dQ: heaviest (last) query blocks first.
   const int64_t heads = B * H;
@@ -699,17 +708,17 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     float* dpT = carve.take(BLK * BLK);
     float* kpad = carve.take(blk_dp);
     float* vpad = carve.take(blk_dp);
-    float* dqpad = carve.take(blk_dp);
+    float* dq_acc = carve.take(blk_dp);
     const Place qp{H, h, b, i * BLK};
-    const Acc dq_acc = zero_rows(dq, s, qp, dqpad);
+    std::fill(dq_acc, dq_acc + blk_dp, 0.0f);
     for (int64_t j = 0; j <= i; ++j) {
       const Place kv{Hkv, g, b, j * BLK};
       const View kj = block_rows(k, s, kv, kpad);
       const View vj = block_rows(v, s, kv, vpad);
       block_pair(packed_block(b, h, i), View{}, View{}, kj, vj, s, scale, j == i, sT, dpT,
-                 nullptr, nullptr, &dq_acc);
+                 nullptr, nullptr, dq_acc);
     }
-    finish_rows(dq, s, qp, dq_acc);
+    write_rows(dq, dq_acc, s, qp);
   });
 }
 
