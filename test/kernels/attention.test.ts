@@ -139,8 +139,8 @@ function label(d: Dims): string {
   return `B=${d.B} T=${d.T} H=${d.H} Hkv=${d.Hkv} D=${d.D}`;
 }
 
-// T around the block size (64) and odd; D below, at and above the vector widths; every
-// query-head grouping (H / Hkv = 1, 2, 4).
+// T around the block size (64) and odd; D below, at and above the vector widths (4, 8,
+// 16) and not a multiple of them; every query-head grouping (H / Hkv = 1, 2, 4).
 const SHAPES: Dims[] = [
   { B: 1, T: 1, H: 4, Hkv: 4, D: 3 },
   { B: 2, T: 3, H: 4, Hkv: 2, D: 17 },
@@ -152,6 +152,7 @@ const SHAPES: Dims[] = [
   { B: 1, T: 257, H: 4, Hkv: 2, D: 64 },
   { B: 2, T: 257, H: 4, Hkv: 1, D: 17 },
   { B: 1, T: 130, H: 2, Hkv: 1, D: 128 },
+  { B: 1, T: 600, H: 2, Hkv: 1, D: 64 }, // ten blocks: long online-softmax and dK/dV chains
 ];
 
 describe("attention against float64 references", () => {
