@@ -75,5 +75,23 @@ function load(): Binding {
   }
 }
 
+/**
+ * Applies GROWLM_NUM_THREADS and GROWLM_ISA (portable | avx2 | avx512) from the
+ * environment, the way OMP_NUM_THREADS works for OpenMP programs.
+ */
+function configure(b: Binding): Binding {
+  const threads = process.env.GROWLM_NUM_THREADS;
+  if (threads !== undefined && threads !== "") {
+    const n = Number(threads);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`growlm: GROWLM_NUM_THREADS must be a positive integer, not "${threads}"`);
+    }
+    b.setThreads(n);
+  }
+  const isa = process.env.GROWLM_ISA;
+  if (isa !== undefined && isa !== "") b.setIsa(isa as Isa);
+  return b;
+}
+
 /** The loaded addon (one per process; each worker thread gets its own instance). */
-export const binding: Binding = load();
+export const binding: Binding = configure(load());

@@ -1,0 +1,144 @@
+/**
+ * Benchmark harness shared by every suite (bench/<family>.bench.ts).
+ *
+ * Timing uses benchmark.js per (round, contender). Contenders of one case are measured
+ * alternately, round after round (default 5), and compared by their medians: on a shared
+ * 2-core machine runs vary by ±15 %, and alternation keeps slow phases from favouring one
+ * side. Machine baselines (register-only FMA peak, plain copy bandwidth) are measured in
+ * the same run, with the same thread count and code path.
+ */
+import Benchmark from "benchmark";
+
+import { binding } from "../src/native.js";
+import { loadOpenBlas, type OpenBlas } from "../src/kernels/baseline.js";
+
+export type { OpenBlas };
+export type Unit = "GFLOP/s" | "GB/s";
+
+export interface Contender {
+  name: string;
+  fn: () => void;
+}
+
+/** One result: `value` of the case against one baseline, ratio = value / baseline_value. */
+export interface BenchRecord {
+  suite: string;
+  case: string;
+  value: number;
+  unit: Unit;
+  baseline: string;
+  baseline_value: number;
+  ratio: number;
+}
+
+export interface BenchContext {
+  /** fp32 FMA peak of the active code path, all threads, measured this run (GFLOP/s). */
+  readonly peakGflops: number;
+  /** Plain multithreaded copy bandwidth, bytes read + written, measured this run (GB/s). */
+  readonly copyGBs: number;
+  /** OpenBLAS sgemm when Debian's libopenblas0 is installed, else null. */
+  readonly openblas: OpenBlas | null;
+  /**
+   * Times the contenders alternately, prints a row and records value and ratios:
+   * contenders[0] is growlm's, each other contender is a named baseline, and `machine`
+   * adds a ratio against the measured peak ("peak") or copy bandwidth ("copy").
+   * `workPerCall` is flops (GFLOP/s) or bytes read + written (GB/s) per call; pass an array
+   * to give each contender its own work (e.g. attention against a GEMM).
+   */
+  compare(
+    caseName: string,
+    unit: Unit,
+    workPerCall: number | readonly number[],
+    contenders: readonly Contender[],
+    machine?: "peak" | "copy",
+  ): void;
+}
+
+export interface BenchSuite {
+  name: string;
+  run(ctx: BenchContext): void;
+}
+
+export interface HarnessOptions {
+  rounds: number;
+  /** Seconds benchmark.js spends on one (round, contender). */
+  maxTime: number;
+  threads: number;
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Mean seconds per call of fn, by benchmark.js. */
+function secondsPerCall(name: string, fn: () => void, maxTime: number): number {
+  const bench = new Benchmark(name, fn, { maxTime, minSamples: 3, initCount: 1 });
+  bench.run();
+  if (bench.error) throw bench.error;
+  return bench.stats.mean;
+}
+
+/** Median seconds per call of each contender, measured alternately over `rounds`. */
+export function measureAlternating(contenders: readonly Contender[], rounds: number, maxTime: number): number[] {
+  const samples: number[][] = contenders.map(() => []);
+  for (const c of contenders) c.fn(); // warm caches, page in buffers, load libraries
+  for (let r = 0; r < rounds; r++) {
+    contenders.forEach((c, i) => samples[i]!.push(secondsPerCall(c.name, c.fn, maxTime)));
+  }
+  return samples.map(median);
+}
+
+function format(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/** Measures the machine baselines and returns the context suites run in. */
+export function createContext(suite: () => string, options: HarnessOptions, records: BenchRecord[]): BenchContext {
+  const isa = binding.info().isa;
+  const peaks = Array.from({ length: options.rounds }, () => binding.measurePeakGflops(0.25));
+  const peakGflops = median(peaks);
+
+  const copyN = 1 << 25; // 128 MiB each way: far beyond the caches
+  const src = new Float32Array(binding.alloc(copyN * 4, true));
+  const dst = new Float32Array(binding.alloc(copyN * 4, true));
+  const [copySeconds] = measureAlternating(
+    [{ name: "copy", fn: () => binding.copy(dst, src, copyN) }],
+    options.rounds,
+    options.maxTime,
+  );
+  const copyGBs = (copyN * 8) / copySeconds! / 1e9;
+  const openblas = loadOpenBlas(options.threads);
+
+  const peakName = `machine fp32 FMA peak (${isa}, ${options.threads} threads)`;
+  const copyName = `machine copy bandwidth (${options.threads} threads)`;
+  console.log(`${peakName}: ${format(peakGflops)} GFLOP/s`);
+  console.log(`${copyName}: ${format(copyGBs)} GB/s`);
+  console.log(`OpenBLAS: ${openblas ? openblas.path : "not installed (apt-get install libopenblas0)"}`);
+
+  return {
+    peakGflops,
+    copyGBs,
+    openblas,
+    compare(caseName, unit, workPerCall, contenders, machine) {
+      if (contenders.length === 0) throw new Error(`bench ${caseName}: no contenders`);
+      const works = typeof workPerCall === "number" ? contenders.map(() => workPerCall) : workPerCall;
+      if (works.length !== contenders.length) throw new Error(`bench ${caseName}: one work per contender`);
+      const seconds = measureAlternating(contenders, options.rounds, options.maxTime);
+      const values = seconds.map((s, i) => works[i]! / s / 1e9);
+      const value = values[0]!;
+      const baselines: [string, number][] = contenders.slice(1).map((c, i) => [c.name, values[i + 1]!]);
+      if (machine === "peak") baselines.push([peakName, peakGflops]);
+      if (machine === "copy") baselines.push([copyName, copyGBs]);
+      const ratios = baselines.map(([name, v]) => `${format(value / v)}× ${name} (${format(v)})`);
+      console.log(`  ${caseName.padEnd(44)} ${format(value).padStart(7)} ${unit}  ${ratios.join(", ")}`);
+      if (baselines.length === 0) {
+        records.push({ suite: suite(), case: caseName, value, unit, baseline: "none", baseline_value: NaN, ratio: NaN });
+      }
+      for (const [name, v] of baselines) {
+        records.push({ suite: suite(), case: caseName, value, unit, baseline: name, baseline_value: v, ratio: value / v });
+      }
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/** growlm info: version, compiled backends, CPU code path and threads. */
+import { parseArgs } from "node:util";
+
+import { runtimeInfo } from "../runtime.js";
+import type { Command } from "./command.js";
+
+export const info: Command = {
+  name: "info",
+  summary: "print the version, compiled backends, CPU code path and thread count",
+  usage: "growlm info [--json]",
+  run(argv) {
+    const { values } = parseArgs({ args: argv, options: { json: { type: "boolean", default: false } } });
+    const r = runtimeInfo();
+    if (values.json) {
+      console.log(JSON.stringify(r, null, 2));
+      return;
+    }
+    const features = Object.entries(r.cpuFeatures)
+      .filter(([, on]) => on)
+      .map(([name]) => name);
+    console.log(`growlm ${r.version} (node ${r.node}, ${r.platform})`);
+    console.log(`backends:     ${r.backends.join(", ")}`);
+    console.log(`cpu path:     ${r.isa}${r.bf16Dot ? " + avx512bf16 dot products" : ""} (best ${r.bestIsa}; available ${r.availableIsas.join(", ")})`);
+    console.log(`cpu features: ${features.join(" ") || "none beyond the baseline"}`);
+    console.log(`threads:      ${r.threads}`);
+  },
+};

@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+
+import { binding } from "../src/native.js";
+import { Tensor } from "../src/tensor.js";
+
+describe("Tensor", () => {
+  it("allocates 64-byte-aligned native memory for every dtype", () => {
+    for (const dtype of ["float32", "bfloat16", "int32", "uint8"] as const) {
+      for (const shape of [[1], [3, 17], [127, 1, 3], [0, 5]]) {
+        const t = Tensor.empty(shape, dtype);
+        expect(t.shape).toEqual(shape);
+        expect(t.dtype).toBe(dtype);
+        expect(t.numel).toBe(shape.reduce((a, b) => a * b, 1));
+        expect(binding.address(t.data) % 64n).toBe(0n);
+      }
+    }
+  });
+
+  it("zeros, from and clone copy values", () => {
+    expect(Array.from(Tensor.zeros([2, 2]).data)).toEqual([0, 0, 0, 0]);
+    const t = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+    const c = t.clone();
+    c.data[0] = 9;
+    expect(t.toArray()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Tensor.from([1, 2], [2], "int32").data).toBeInstanceOf(Int32Array);
+  });
+
+  it("views share memory: reshape and rows", () => {
+    const t = Tensor.from([1, 2, 3, 4, 5, 6], [3, 2]);
+    const r = t.reshape([2, -1]);
+    expect(r.shape).toEqual([2, 3]);
+    r.data[5] = 60;
+    expect(t.data[5]).toBe(60);
+    const rows = t.rows(1, 3);
+    expect(rows.shape).toEqual([2, 2]);
+    expect(rows.toArray()).toEqual([3, 4, 5, 60]);
+    expect(() => t.reshape([4, 2])).toThrow(/cannot view \[3, 2\] as \[4, 2\]/);
+    expect(() => t.rows(2, 4)).toThrow(RangeError);
+  });
+
+  it("wraps caller arrays without copying", () => {
+    const data = new Float32Array([1, 2, 3]);
+    const t = Tensor.wrap(data);
+    t.data[0] = 7;
+    expect(data[0]).toBe(7);
+    expect(Tensor.wrap(new Uint16Array(4), [2, 2]).dtype).toBe("bfloat16");
+    expect(() => new Tensor(data, [2, 2], "float32")).toThrow(/shape \[2, 2\] has 4 elements but the data has 3/);
+    expect(() => Tensor.empty([2, -1])).toThrow(/invalid shape/);
+    expect(() => Tensor.empty([1.5])).toThrow(/invalid shape/);
+  });
+
+  it("dispose frees at once and later use throws", () => {
+    const t = Tensor.empty([1024]);
+    const view = t.reshape([32, 32]);
+    t.dispose();
+    expect(t.disposed).toBe(true);
+    expect(() => t.data).toThrow(/used after dispose/);
+    // the view's memory is gone too: the binding sees a detached buffer, never freed memory
+    expect(view.data.length).toBe(0);
+    expect(() => binding.add(view.data, view.data, view.data, 1024)).toThrow(/add: expected Float32Array of length 1024/);
+    t.dispose(); // idempotent
+  });
+
+  it("dispose returns the memory to the system, not at some later collection", () => {
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 8; i++) {
+      const t = Tensor.zeros([1 << 27]); // 512 MiB, every page touched
+      t.dispose();
+    }
+    expect(process.memoryUsage().rss - before).toBeLessThan(1 << 30);
+  });
+
+  it("free refuses buffers growlm did not allocate", () => {
+    expect(() => binding.free(new ArrayBuffer(8))).toThrow(/free: the ArrayBuffer was not allocated by growlm/);
+  });
+});
