@@ -40,7 +40,7 @@ describe.each(ISAS)("embedding (%s)", (isa) => {
   });
 
   it("sums repeated ids exactly in token order, bitwise the same for 1 and 2 threads and on rerun", () => {
-    const [N, V, C] = [4096, 7, 300]; // C > 256: two column tasks
+    const [N, V, C] = [4096, 7, 300]; // C > 128: three column tasks
     const ids = Tensor.from(randomInts(N, 1, V), [2, N / 2], "int32");
     const dout = Tensor.from(randomF32(N * C, 2), [2, N / 2, C]);
     const table = Tensor.from(randomF32(V * C, 4), [V, C]);

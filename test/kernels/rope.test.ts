@@ -28,7 +28,7 @@ function rope64(x: Float64Array, positions: Int32Array, H: number, D: number, th
   const out = new Float64Array(x.length);
   for (let r = 0; r < positions.length; r++) {
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(positions[r]! * inv[i]!);
+      const angle = Math.fround(Math.fround(positions[r]!) * inv[i]!);
       const c = Math.cos(angle);
       const s = sign * Math.sin(angle);
       for (let h = 0; h < H; h++) {
@@ -157,6 +157,38 @@ describe.each(ISAS)("rope (%s)", (isa) => {
         }
       }
     }
+  });
+
+  it("cos and sin are the fp32 roundings of the exact values, for any int32 position", () => {
+    // D = 2 gives inv_freq = [1], and x = (1, 0) rotates to (cos pos, sin pos) exactly.
+    const positions = Int32Array.from([
+      ...randomInts(20000, 21, 4096),
+      ...randomInts(20000, 22, 1 << 24),
+      ...randomInts(20000, 23, 2 ** 31 - 1),
+      // Around the end of the vector range reduction (2^20 · pi/2 = 1647099.3) and beyond.
+      ...Array.from({ length: 64 }, (_, i) => 1647099 - 32 + i),
+      2 ** 24 - 1,
+      2 ** 24 + 1,
+      2 ** 31 - 1,
+    ]);
+    const n = positions.length;
+    const x = Tensor.from(Array.from({ length: 2 * n }, (_, i) => (i % 2 === 0 ? 1 : 0)), [1, n, 1, 2]);
+    const out = withSettings(isa, 2, () => ropeForward(x, Tensor.from(positions, [1, n], "int32"), 10000));
+    let worst = 0;
+    let at = 0;
+    for (let t = 0; t < n; t++) {
+      const angle = Math.fround(positions[t]!);
+      for (const [value, exact] of [
+        [out.data[2 * t]!, Math.cos(angle)],
+        [out.data[2 * t + 1]!, Math.sin(angle)],
+      ] as const) {
+        const ulp = 2 ** (Math.floor(Math.log2(Math.abs(Math.fround(exact)))) - 23);
+        const err = Math.abs(value - exact) / ulp;
+        if (err > worst) [worst, at] = [err, positions[t]!];
+      }
+    }
+    // Correctly rounded up to the double evaluation's own error near ties.
+    expect(worst, `worst ${worst} ulp at position ${at}`).toBeLessThanOrEqual(0.5001);
   });
 
   it.each([2, 18])("backward D=%i matches finite differences of the float64 forward", (D) => {

@@ -12,7 +12,8 @@ const FORWARD_RTOL = 2 ** -21;
 const BACKWARD_RTOL = 2 ** -20;
 // Float64 analytic gradients vs float64 central differences (h = 1e-5): O(h²) truncation.
 const FD_RTOL = 1e-8;
-// An exhaustive check of every fp32 input in [-104, 89] gave at most 1.01 ulp.
+// An exhaustive check of every fp32 input in [-104, 89] gave at most 1.01 ulp (AVX-512
+// with FMA) and 0.99 ulp (portable), and 0.75 of a step for subnormal results.
 const EXP_MAX_ULP = 1.5;
 const SIZES = [1, 3, 17, 127, 257, 100_003];
 

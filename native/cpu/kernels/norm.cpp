@@ -4,10 +4,10 @@
 // backward) are accumulated in double over vector lanes: each fp32 square is exact in
 // double, so the mean is correctly rounded to fp32 except in vanishingly rare ties, and
 // rstd is then computed with fp32 operations as PyTorch does (add eps, sqrt, divide).
-// dweight's reduction over rows uses fixed row blocks (sizes depend on N and C only), a
-// double partial sum per block, and the partials added in block order, so it does not
-// depend on the thread count. Checked against float64 references and finite differences
-// in test/kernels/norm.test.ts.
+// dweight's reduction over rows uses fixed blocks of ROWS rows: an fp32 partial sum per
+// block (at most ROWS - 1 additions), then the partials added in double in block order.
+// Neither depends on the thread count. Checked against float64 references and finite
+// differences in test/kernels/norm.test.ts.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,6 +17,10 @@
 #include "growlm/threads.h"
 #include "isa.h"
 
+#if defined(GROWLM_ISA_avx512) || defined(GROWLM_ISA_avx2)
+#include <immintrin.h>
+#endif
+
 namespace growlm::cpu::GROWLM_ISA_NS {
 
 namespace {
@@ -25,10 +29,19 @@ constexpr int H = GROWLM_VLEN / 2;  // doubles per vector
 typedef float vhalf __attribute__((vector_size(H * 4)));
 typedef double vdouble __attribute__((vector_size(H * 8)));
 
+// H floats widened to doubles. GCC splits __builtin_convertvector of 8 floats into
+// 128-bit pieces, so the x86 paths name the one-instruction conversion (AVX-512 in its
+// zero-masked form: GCC 12's plain _mm512_cvtps_pd warns about an undefined operand).
 inline vdouble widen(const float* p) {
+#if defined(GROWLM_ISA_avx512)
+  return (vdouble)_mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(p));
+#elif defined(GROWLM_ISA_avx2)
+  return (vdouble)_mm256_cvtps_pd(_mm_loadu_ps(p));
+#else
   vhalf v;
   std::memcpy(&v, p, sizeof v);
   return __builtin_convertvector(v, vdouble);
+#endif
 }
 
 inline double lanes_sum(vdouble a) {
@@ -75,9 +88,10 @@ double sum_products(const float* g, const float* w, const float* x, int64_t C) {
 // Rows per forward task: about 32K elements amortise a wake-up.
 int64_t forward_grain(int64_t C) { return std::max<int64_t>(1, 32768 / C); }
 
-// Rows per dweight block: at least 32 (so the partials are at most 1/16 of dout's bytes)
-// and about 16K elements for narrow rows. Depends on C only, never on the thread count.
-int64_t backward_block(int64_t C) { return std::max<int64_t>(32, 16384 / C); }
+// Rows per dweight block: few enough for an accurate fp32 partial sum, enough that the
+// partials are 1/32 of dout's bytes. A task takes whole blocks, about 16K elements.
+constexpr int64_t ROWS = 32;
+int64_t blocks_per_task(int64_t C) { return std::max<int64_t>(1, 16384 / (ROWS * C)); }
 
 }  // namespace
 
@@ -101,14 +115,13 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* weight, const float* rstd, int64_t N, int64_t C,
                       const Context& ctx) {
   if (N <= 0) return;
-  const int64_t rows = backward_block(C);
-  const int64_t blocks = (N + rows - 1) / rows;
-  std::unique_ptr<double[]> partial(new double[blocks * C]);
-  parallel_for(ctx, blocks, 1, [&](int64_t b0, int64_t b1) {
+  const int64_t blocks = (N + ROWS - 1) / ROWS;
+  std::unique_ptr<float[]> partial(new float[blocks * C]);
+  parallel_for(ctx, blocks, blocks_per_task(C), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      double* acc = partial.get() + b * C;
-      std::fill(acc, acc + C, 0.0);
-      for (int64_t n = b * rows; n < std::min(N, (b + 1) * rows); ++n) {
+      float* acc = partial.get() + b * C;
+      std::fill(acc, acc + C, 0.0f);
+      for (int64_t n = b * ROWS; n < std::min(N, (b + 1) * ROWS); ++n) {
         const float* x = inp + n * C;
         const float* g = dout + n * C;
         float* dx = dinp + n * C;
@@ -118,7 +131,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                                            static_cast<double>(C));
         for (int64_t c = 0; c < C; ++c) {
           dx[c] = r * (weight[c] * g[c]) - k * x[c];
-          acc[c] += static_cast<double>(g[c] * (x[c] * r));
+          acc[c] += g[c] * (x[c] * r);
         }
       }
     }
@@ -131,7 +144,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                    const int64_t c1 = std::min(hi, c0 + COLS);
                    double sum[COLS] = {};
                    for (int64_t b = 0; b < blocks; ++b) {
-                     const double* p = partial.get() + b * C;
+                     const float* p = partial.get() + b * C;
                      for (int64_t c = c0; c < c1; ++c) sum[c - c0] += p[c];
                    }
                    for (int64_t c = c0; c < c1; ++c) {

@@ -3,10 +3,12 @@
 // positions[b,t] · inv_freq[i]. x is [B, T, H, D], positions int32 [B, T].
 // inv_freq and the angles are fp32 values computed as HF computes them
 // (1 / fp32(theta ** fp32(2i / D)), fp32(pos · inv_freq)); cos and sin of each fp32 angle
-// are evaluated in double and rounded, i.e. correctly rounded fp32 values. cos/sin are
-// computed once per distinct position (a table when the positions are few, else once per
-// (b, t) row) and applied to all H heads. Checked against float64 references and a
-// fixture of HF's formulas in test/kernels/rope.test.ts.
+// are evaluated in double (vectorised fdlibm: Cody-Waite reduction by pi/2 in three parts,
+// degree 13/14 polynomials; libm beyond 2^20·pi/2) and rounded to fp32, which makes them
+// correctly rounded but for rare near-ties. cos/sin are computed once per distinct
+// position (a table when the positions are few, else once per (b, t) row) and applied to
+// all H heads. Checked against float64 references and a fixture of HF's formulas in
+// test/kernels/rope.test.ts.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,6 +17,10 @@
 #include "growlm/rope.h"
 #include "growlm/threads.h"
 #include "isa.h"
+
+#if defined(GROWLM_ISA_avx512) || defined(GROWLM_ISA_avx2)
+#include <immintrin.h>
+#endif
 
 namespace growlm::cpu::GROWLM_ISA_NS {
 
@@ -29,6 +35,57 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
+constexpr int LANES = GROWLM_VLEN / 2;  // doubles per vector
+typedef float vhalf __attribute__((vector_size(LANES * 4)));
+typedef double vd __attribute__((vector_size(LANES * 8)));
+typedef int64_t vl __attribute__((vector_size(LANES * 8)));
+
+// LANES floats widened to doubles with the one-instruction conversion where GCC would split it.
+inline vd widen(const float* p) {
+#if defined(GROWLM_ISA_avx512)
+  return (vd)_mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(p));
+#elif defined(GROWLM_ISA_avx2)
+  return (vd)_mm256_cvtps_pd(_mm_loadu_ps(p));
+#else
+  vhalf v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, vd);
+#endif
+}
+
+// Largest angle reduced in vector code: n·(33-bit part of pi/2) is exact for n < 2^20.
+constexpr double REDUCE_LIMIT = 1647099.0;  // < 2^20 · pi/2
+
+// sin and cos of LANES angles in [0, REDUCE_LIMIT) (fdlibm's __kernel_sin/__kernel_cos after
+// x = n·pi/2 + r, |r| <= pi/4 + tiny).
+inline void sincos_vec(vd x, vd& sin_out, vd& cos_out) {
+  const vd magic = vd{} + 6755399441055744.0;  // 1.5·2^52: rounds to an integer in the low bits
+  const vd t = x * 6.36619772367581382433e-01 + magic;
+  const vd n = t - magic;
+  const vl q = (vl)t & 3;
+  vd r = x - n * 1.57079632673412561417e+00;  // exact: 33-bit head of pi/2
+  r = r - n * 6.07710050630396597660e-11;
+  r = r - n * 2.02226624871116645580e-21;
+  const vd z = r * r;
+  const vd sr = 8.33333333332248946124e-03 +
+                z * (-1.98412698298579493134e-04 +
+                     z * (2.75573137070700676789e-06 +
+                          z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)));
+  const vd s = r + (z * r) * (-1.66666666666666324348e-01 + z * sr);
+  const vd cr = z * (4.16666666666666019037e-02 +
+                     z * (-1.38888888888741095749e-03 +
+                          z * (2.48015872894767294178e-05 +
+                               z * (-2.75573143513906633035e-07 +
+                                    z * (2.08757232129817482790e-09 +
+                                         z * -1.13596475577881948265e-11)))));
+  const vd c = 1.0 - (0.5 * z - z * cr);
+  // Quadrant q: sin = s, c, -s, -c and cos = c, -s, -c, s.
+  const vl swap = (q & 1) != 0;
+  const vd sv = swap ? c : s, cv = swap ? s : c;
+  sin_out = (q & 2) != 0 ? -sv : sv;
+  cos_out = ((q + 1) & 2) != 0 ? -cv : cv;
+}
+
 // HF: inv_freq = 1.0 / (base ** (torch.arange(0, D, 2).float() / D)), every step in fp32.
 std::vector<float> inverse_frequencies(int64_t D, float theta) {
   std::vector<float> inv(D / 2);
@@ -41,12 +98,25 @@ std::vector<float> inverse_frequencies(int64_t D, float theta) {
 }
 
 // cs[0, half) = cos, cs[half, D) = sign · sin of the fp32 angles pos · inv[i].
-void cos_sin(float* cs, int32_t pos, const float* inv, int64_t half, float sign) {
+// angles: scratch of half rounded up to LANES floats.
+void cos_sin(float* cs, float* angles, int32_t pos, const float* inv, int64_t half, float sign) {
   const float p = static_cast<float>(pos);
-  for (int64_t i = 0; i < half; ++i) {
-    const double angle = p * inv[i];  // fp32 product, widened exactly
-    cs[i] = static_cast<float>(std::cos(angle));
-    cs[half + i] = sign * static_cast<float>(std::sin(angle));
+  const int64_t padded = (half + LANES - 1) / LANES * LANES;
+  for (int64_t i = 0; i < half; ++i) angles[i] = p * inv[i];  // fp32 products, as HF
+  for (int64_t i = half; i < padded; ++i) angles[i] = 0.0f;
+  for (int64_t i = 0; i < padded; i += LANES) {
+    const vd a = widen(angles + i);
+    vd sn, cn;
+    sincos_vec(a, sn, cn);
+    for (int k = 0; k < LANES && i + k < half; ++k) {
+      double sk = sn[k], ck = cn[k];
+      if (!(a[k] < REDUCE_LIMIT)) {
+        sk = std::sin(a[k]);
+        ck = std::cos(a[k]);
+      }
+      cs[i + k] = static_cast<float>(ck);
+      cs[half + i + k] = sign * static_cast<float>(sk);
+    }
   }
 }
 
@@ -90,18 +160,19 @@ void rope(float* out, const float* inp, const int32_t* positions, int64_t B, int
   std::vector<float> table;
   if (distinct < rows) {
     table.resize(distinct * D);
-    parallel_for(ctx, distinct, std::max<int64_t>(1, 1024 / half), [&](int64_t lo, int64_t hi) {
+    parallel_for(ctx, distinct, std::max<int64_t>(1, 8192 / half), [&](int64_t lo, int64_t hi) {
+      std::vector<float> angles(half + LANES);
       for (int64_t p = lo; p < hi; ++p) {
-        cos_sin(table.data() + p * D, static_cast<int32_t>(p), inv.data(), half, sign);
+        cos_sin(table.data() + p * D, angles.data(), static_cast<int32_t>(p), inv.data(), half, sign);
       }
     });
   }
   parallel_for(ctx, rows, std::max<int64_t>(1, 65536 / (H * D)), [&](int64_t lo, int64_t hi) {
-    std::vector<float> scratch(table.empty() ? D : 0);
+    std::vector<float> scratch(table.empty() ? D + half + LANES : 0);
     for (int64_t r = lo; r < hi; ++r) {
       const float* cs;
       if (table.empty()) {
-        cos_sin(scratch.data(), positions[r], inv.data(), half, sign);
+        cos_sin(scratch.data(), scratch.data() + D, positions[r], inv.data(), half, sign);
         cs = scratch.data();
       } else {
         cs = table.data() + static_cast<int64_t>(positions[r]) * D;
