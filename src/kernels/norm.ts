@@ -21,6 +21,12 @@ export interface NormBinding {
   ): void;
 }
 
+/** A finite number > 0 (hyperparameters that divide or are raised to a power). */
+function positive(op: string, name: string, value: number): void {
+  finite(op, name, value);
+  if (!(value > 0)) throw new RangeError(`${op}: expected "${name}" > 0 but received ${value}`);
+}
+
 /** Rows of an activation [..., C]: its float32 shape, N (product of the leading dims) and C. */
 function rowsOf(op: string, name: string, t: Tensor): { shape: readonly number[]; N: number; C: number } {
   if (t.ndim === 0) {
@@ -54,7 +60,7 @@ export function rmsnormForward(
   const op = "rmsnormForward";
   const { shape, N, C } = rowsOf(op, "inp", inp);
   expectShape(op, "weight", weight, "float32", "C", [C]);
-  finite(op, "eps", eps, Number.MIN_VALUE);
+  positive(op, "eps", eps);
   const result = out ?? Tensor.empty(shape);
   expectShape(op, "out", result, "float32", dimNames(shape.length), shape);
   const rstd = Tensor.empty(shape.slice(0, -1));

@@ -12,6 +12,12 @@ export interface RopeBinding {
   ropeBackward(dinp: Float32Array, dout: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number): void;
 }
 
+/** A finite number > 0 (hyperparameters that divide or are raised to a power). */
+function positive(op: string, name: string, value: number): void {
+  finite(op, name, value);
+  if (!(value > 0)) throw new RangeError(`${op}: expected "${name}" > 0 but received ${value}`);
+}
+
 function ropeDims(op: string, name: string, x: Tensor, positions: Tensor, theta: number): readonly number[] {
   const shape = dimsOf(op, name, x, "float32", 4);
   const [B, T, , D] = shape as [number, number, number, number];
@@ -19,7 +25,7 @@ function ropeDims(op: string, name: string, x: Tensor, positions: Tensor, theta:
     throw new RangeError(`${op}: expected "${name}" of shape [B, T, H, D] with D even but received D = ${D}`);
   }
   expectShape(op, "positions", positions, "int32", "B, T", [B, T]);
-  finite(op, "theta", theta, Number.MIN_VALUE);
+  positive(op, "theta", theta);
   return shape;
 }
 
