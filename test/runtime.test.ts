@@ -36,7 +36,7 @@ describe("runtime", () => {
       binding.add(a, a, a, a.length);
     }
     setThreads(runtimeInfo().threads);
-    expect(a[0]).toBe(2 ** 5000 > Number.MAX_VALUE ? Infinity : 2 ** 5000);
+    expect(a[0]).toBe(Infinity); // 2^5000 overflows float32
   });
 
   it("growlm info --json prints the same facts", () => {
