@@ -29,13 +29,9 @@ Dims dims(const Args& args, size_t first) {
     s << "H = " << d.H << " must be a multiple of Hkv = " << d.Hkv;
     args.range_error(s.str());
   }
-  const double q = static_cast<double>(d.B) * d.T * d.H * d.D;
-  if (q > 9007199254740991.0) {
-    args.range_error("B·T·H·D = " + shape("B, T, H, D", {d.B, d.T, d.H, d.D}) + " is too large");
-  }
-  d.q = d.B * d.T * d.H * d.D;
-  d.kv = d.B * d.T * d.Hkv * d.D;
-  d.stats = d.B * d.H * d.T;
+  d.q = args.count("B, T, H, D", {d.B, d.T, d.H, d.D});
+  d.kv = args.count("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  d.stats = args.count("B, H, T", {d.B, d.H, d.T});
   return d;
 }
 

@@ -10,18 +10,6 @@ namespace growlm::bindings {
 
 namespace {
 
-// The element count of a shape; refuses products past 2^53 - 1 (no typed array is that
-// long), so a wrapped-around count can never pass a length check.
-int64_t count(const Args& args, const char* names, std::initializer_list<int64_t> dims) {
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t{1} << 53) - 1) {
-      args.range_error(shape(names, dims) + " has more than 2^53 - 1 elements");
-    }
-  }
-  return n;
-}
-
 // eps must stay a positive finite number once rounded to fp32.
 float positive_eps(const Args& args, size_t i) {
   const double eps = args.finite(i, "eps");
@@ -40,7 +28,7 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   const int64_t N = args.size(4, "N", 0);
   const int64_t C = args.size(5, "C", 1);
   const float eps = positive_eps(args, 6);
-  const int64_t NC = count(args, "N, C", {N, C});
+  const int64_t NC = args.count("N, C", {N, C});
   const std::string nc = shape("N, C", {N, C});
   float* out = args.f32(0, "out", NC, nc);
   float* rstd = args.f32(1, "rstd", N, shape("N", {N}));
@@ -55,7 +43,7 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   Args args(info, "rmsnormBackward", 8);
   const int64_t N = args.size(6, "N", 0);
   const int64_t C = args.size(7, "C", 1);
-  const int64_t NC = count(args, "N, C", {N, C});
+  const int64_t NC = args.count("N, C", {N, C});
   const std::string nc = shape("N, C", {N, C});
   const std::string c = shape("C", {C});
   float* dinp = args.f32(0, "dinp", NC, nc);

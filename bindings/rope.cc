@@ -11,18 +11,6 @@ namespace growlm::bindings {
 
 namespace {
 
-// The element count of a shape; refuses products past 2^53 - 1 (no typed array is that
-// long), so a wrapped-around count can never pass a length check.
-int64_t count(const Args& args, const char* names, std::initializer_list<int64_t> dims) {
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t{1} << 53) - 1) {
-      args.range_error(shape(names, dims) + " has more than 2^53 - 1 elements");
-    }
-  }
-  return n;
-}
-
 struct RopeArgs {
   int64_t B, T, H, D, n;  // n = B·T·H·D
   float theta;
@@ -45,8 +33,8 @@ RopeArgs rope_args(const Args& args) {
     s << "expected \"theta\" > 0 and finite in fp32 but received " << theta;
     args.range_error(s.str());
   }
-  const int64_t BT = count(args, "B, T", {r.B, r.T});
-  r.n = count(args, "B, T, H, D", {r.B, r.T, r.H, r.D});
+  const int64_t BT = args.count("B, T", {r.B, r.T});
+  r.n = args.count("B, T, H, D", {r.B, r.T, r.H, r.D});
   r.positions = args.i32(2, "positions", BT, shape("B, T", {r.B, r.T}));
   // Positions are only bounded below: any non-negative int32 is a valid position.
   args.check_ids(r.positions, BT, "positions",
