@@ -11,14 +11,6 @@ namespace growlm::bindings {
 
 namespace {
 
-constexpr int64_t MAX_SAFE = 9007199254740991;  // 2^53 - 1
-
-// N·V logits, refused when the product leaves the safe integers.
-int64_t logits_length(const Args& args, int64_t N, int64_t V) {
-  if (N > 0 && V > MAX_SAFE / N) args.range_error("N·V = " + shape("N, V", {N, V}) + " is too large");
-  return N * V;
-}
-
 // crossEntropyForward(losses | null, lse, logits, targets, N, V, ignoreIndex) -> {lossSum, count}
 Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   Args args(info, "crossEntropyForward", 7);
@@ -28,7 +20,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   const std::string rows = shape("N", {N});
   float* losses = args.f32_or_null(0, "losses", N, rows);
   float* lse = args.f32(1, "lse", N, rows);
-  const float* logits = args.f32(2, "logits", logits_length(args, N, V), shape("N, V", {N, V}));
+  const float* logits = args.f32(2, "logits", args.count("N, V", {N, V}), shape("N, V", {N, V}));
   const int32_t* targets = args.i32(3, "targets", N, rows);
   args.check_ids(targets, N, "targets", V, &ignore);
   const CrossEntropyResult r =
@@ -51,7 +43,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const float dloss = static_cast<float>(dloss64);
   const std::string rows = shape("N", {N});
   const std::string full = shape("N, V", {N, V});
-  const int64_t length = logits_length(args, N, V);
+  const int64_t length = args.count("N, V", {N, V});
   float* dlogits = args.f32(0, "dlogits", length, full);
   const float* logits = args.f32(1, "logits", length, full);
   const float* lse = args.f32(2, "lse", N, rows);
