@@ -58,6 +58,16 @@ int64_t Args::size(size_t i, const char* name, int64_t min) const {
   return integer(i, name, min, static_cast<int64_t>(MAX_SAFE));
 }
 
+int64_t Args::count(const char* names, std::initializer_list<int64_t> dims) const {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(n, d, &n) || n > static_cast<int64_t>(MAX_SAFE)) {
+      range_error(shape(names, dims) + " has more than 2^53 - 1 elements");
+    }
+  }
+  return n;
+}
+
 double Args::finite(size_t i, const char* name) const {
   const Napi::Value v = info_[i];
   if (!v.IsNumber()) type_error(std::string("expected a number for \"") + name + "\"");

@@ -26,6 +26,9 @@ class Args {
   int64_t size(size_t i, const char* name, int64_t min = 1) const;
   /// Any integer in [min, max].
   int64_t integer(size_t i, const char* name, int64_t min, int64_t max) const;
+  /// The element count of a shape ("N, C" and its dims); refuses products past 2^53 - 1
+  /// (no typed array is that long), so a wrapped-around count never passes a length check.
+  int64_t count(const char* names, std::initializer_list<int64_t> dims) const;
   /// A finite number.
   double finite(size_t i, const char* name) const;
   bool boolean(size_t i, const char* name) const;

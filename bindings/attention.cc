@@ -1,5 +1,104 @@
-// PLACEHOLDER: replaced by the attention family's bindings.
+// Bindings of growlm/attention.h.
+#include <cmath>
+#include <sstream>
+
 #include "addon.h"
+#include "args.h"
+#include "growlm/attention.h"
+
 namespace growlm::bindings {
-void InitAttention(Napi::Env, Napi::Object) {}
+
+namespace {
+
+struct Dims {
+  int64_t B, T, H, Hkv, D;
+  int64_t q, kv, stats;  // elements of q-shaped, kv-shaped and lse-shaped buffers
+};
+
+// Reads B, T, H, Hkv, D starting at argument `first`; H must be a multiple of Hkv and
+// every buffer length must be representable (< 2^53) before any length is compared.
+Dims dims(const Args& args, size_t first) {
+  Dims d{};
+  d.B = args.size(first, "B");
+  d.T = args.size(first + 1, "T");
+  d.H = args.size(first + 2, "H");
+  d.Hkv = args.size(first + 3, "Hkv");
+  d.D = args.size(first + 4, "D");
+  if (d.H % d.Hkv != 0) {
+    std::ostringstream s;
+    s << "H = " << d.H << " must be a multiple of Hkv = " << d.Hkv;
+    args.range_error(s.str());
+  }
+  d.q = args.count("B, T, H, D", {d.B, d.T, d.H, d.D});
+  d.kv = args.count("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  d.stats = args.count("B, H, T", {d.B, d.H, d.T});
+  return d;
+}
+
+float scale_of(const Args& args, size_t i) {
+  const double scale = args.finite(i, "scale");
+  if (!(scale > 0) || !std::isfinite(static_cast<float>(scale))) {
+    std::ostringstream s;
+    s << "expected \"scale\" > 0 (and finite in float32) but received " << scale;
+    args.range_error(s.str());
+  }
+  return static_cast<float>(scale);
+}
+
+// attentionForward(out, lse, q, k, v, B, T, H, Hkv, D, scale)
+Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
+  Args args(info, "attentionForward", 11);
+  const Dims d = dims(args, 5);
+  const float scale = scale_of(args, 10);
+  const std::string q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
+  const std::string kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  float* out = args.f32(0, "out", d.q, q_shape);
+  float* lse = args.f32(1, "lse", d.stats, shape("B, H, T", {d.B, d.H, d.T}));
+  const float* q = args.f32(2, "q", d.q, q_shape);
+  const float* k = args.f32(3, "k", d.kv, kv_shape);
+  const float* v = args.f32(4, "v", d.kv, kv_shape);
+  attention_forward(out, lse, q, k, v, d.B, d.T, d.H, d.Hkv, d.D, scale, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D, scale)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "attentionBackward", 15);
+  const Dims d = dims(args, 9);
+  const float scale = scale_of(args, 14);
+  const std::string q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
+  const std::string kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  float* dq = args.f32(0, "dq", d.q, q_shape);
+  float* dk = args.f32(1, "dk", d.kv, kv_shape);
+  float* dv = args.f32(2, "dv", d.kv, kv_shape);
+  const float* dout = args.f32(3, "dout", d.q, q_shape);
+  const float* q = args.f32(4, "q", d.q, q_shape);
+  const float* k = args.f32(5, "k", d.kv, kv_shape);
+  const float* v = args.f32(6, "v", d.kv, kv_shape);
+  const float* out = args.f32(7, "out", d.q, q_shape);
+  const float* lse = args.f32(8, "lse", d.stats, shape("B, H, T", {d.B, d.H, d.T}));
+  attention_backward(dq, dk, dv, dout, q, k, v, out, lse, d.B, d.T, d.H, d.Hkv, d.D, scale,
+                     context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// attentionExp2(out, x, n)
+Napi::Value AttentionExp2(const Napi::CallbackInfo& info) {
+  Args args(info, "attentionExp2", 3);
+  const int64_t n = args.size(2, "n", 0);
+  const std::string what = shape("n", {n});
+  float* out = args.f32(0, "out", n, what);
+  const float* x = args.f32(1, "x", n, what);
+  attention_exp2(out, x, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitAttention(Napi::Env env, Napi::Object exports) {
+  bind(env, exports, "attentionForward", AttentionForward);
+  bind(env, exports, "attentionBackward", AttentionBackward);
+  bind(env, exports, "attentionExp2", AttentionExp2);
+}
+
 }  // namespace growlm::bindings

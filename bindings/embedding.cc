@@ -1,5 +1,45 @@
-// PLACEHOLDER: replaced by the embedding family's bindings.
+// Bindings of growlm/embedding.h.
 #include "addon.h"
+#include "args.h"
+#include "growlm/embedding.h"
+
 namespace growlm::bindings {
-void InitEmbedding(Napi::Env, Napi::Object) {}
+
+namespace {
+
+// embeddingForward(out, ids, table, N, V, C)
+Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
+  Args args(info, "embeddingForward", 6);
+  const int64_t N = args.size(3, "N", 0);
+  const int64_t V = args.size(4, "V", 1);
+  const int64_t C = args.size(5, "C", 1);
+  float* out = args.f32(0, "out", args.count("N, C", {N, C}), shape("N, C", {N, C}));
+  const int32_t* ids = args.i32(1, "ids", N, shape("N", {N}));
+  const float* table = args.f32(2, "table", args.count("V, C", {V, C}), shape("V, C", {V, C}));
+  args.check_ids(ids, N, "ids", V);
+  embedding_forward(out, ids, table, N, V, C, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// embeddingBackward(dtable, dout, ids, N, V, C)
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "embeddingBackward", 6);
+  const int64_t N = args.size(3, "N", 0);
+  const int64_t V = args.size(4, "V", 1);
+  const int64_t C = args.size(5, "C", 1);
+  float* dtable = args.f32(0, "dtable", args.count("V, C", {V, C}), shape("V, C", {V, C}));
+  const float* dout = args.f32(1, "dout", args.count("N, C", {N, C}), shape("N, C", {N, C}));
+  const int32_t* ids = args.i32(2, "ids", N, shape("N", {N}));
+  args.check_ids(ids, N, "ids", V);
+  embedding_backward(dtable, dout, ids, N, V, C, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitEmbedding(Napi::Env env, Napi::Object exports) {
+  bind(env, exports, "embeddingForward", EmbeddingForward);
+  bind(env, exports, "embeddingBackward", EmbeddingBackward);
+}
+
 }  // namespace growlm::bindings

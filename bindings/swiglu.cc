@@ -1,5 +1,55 @@
-// PLACEHOLDER: replaced by the swiglu family's bindings.
+// Bindings of growlm/swiglu.h.
 #include "addon.h"
+#include "args.h"
+#include "growlm/swiglu.h"
+
 namespace growlm::bindings {
-void InitSwiglu(Napi::Env, Napi::Object) {}
+
+namespace {
+
+// swigluForward(out, gate, up, n)
+Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
+  Args args(info, "swigluForward", 4);
+  const int64_t n = args.size(3, "n", 0);
+  const std::string what = shape("n", {n});
+  float* out = args.f32(0, "out", n, what);
+  const float* gate = args.f32(1, "gate", n, what);
+  const float* up = args.f32(2, "up", n, what);
+  swiglu_forward(out, gate, up, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// swigluBackward(dgate, dup, dout, gate, up, n)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "swigluBackward", 6);
+  const int64_t n = args.size(5, "n", 0);
+  const std::string what = shape("n", {n});
+  float* dgate = args.f32(0, "dgate", n, what);
+  float* dup = args.f32(1, "dup", n, what);
+  const float* dout = args.f32(2, "dout", n, what);
+  const float* gate = args.f32(3, "gate", n, what);
+  const float* up = args.f32(4, "up", n, what);
+  swiglu_backward(dgate, dup, dout, gate, up, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// expF32(out, inp, n)
+Napi::Value ExpF32(const Napi::CallbackInfo& info) {
+  Args args(info, "expF32", 3);
+  const int64_t n = args.size(2, "n", 0);
+  const std::string what = shape("n", {n});
+  float* out = args.f32(0, "out", n, what);
+  const float* inp = args.f32(1, "inp", n, what);
+  exp_f32(out, inp, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitSwiglu(Napi::Env env, Napi::Object exports) {
+  bind(env, exports, "swigluForward", SwigluForward);
+  bind(env, exports, "swigluBackward", SwigluBackward);
+  bind(env, exports, "expF32", ExpF32);
+}
+
 }  // namespace growlm::bindings

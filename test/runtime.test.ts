@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
+import { binding } from "../src/native.js";
 import { runtimeInfo, setIsa, setThreads } from "../src/runtime.js";
 
 describe("runtime", () => {
@@ -24,6 +25,18 @@ describe("runtime", () => {
     setIsa(before.isa);
     expect(() => setThreads(0)).toThrow(/setThreads: expected an integer in \[1, 1024\]/);
     expect(() => setIsa("sse9" as "avx2")).toThrow(/setIsa: "sse9" is not a code path/);
+  });
+
+  it("survives thousands of thread-count changes between kernel calls", () => {
+    // Regression: a worker started by a resize once took the last finished job for a new
+    // one, and the next job waited forever.
+    const a = new Float32Array(1 << 17).fill(1);
+    for (let i = 0; i < 5000; i++) {
+      setThreads(1 + (i % 2));
+      binding.add(a, a, a, a.length);
+    }
+    setThreads(runtimeInfo().threads);
+    expect(a[0]).toBe(Infinity); // 2^5000 overflows float32
   });
 
   it("growlm info --json prints the same facts", () => {

@@ -17,7 +17,11 @@ ThreadPool::~ThreadPool() { stop(); }
 void ThreadPool::start(int threads) {
   if (threads < 1) throw std::invalid_argument("thread count must be >= 1");
   stopping_ = false;
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  // A new worker has seen every job so far: started with generation 0 after a resize, it
+  // would take the last finished job for a new one and unbalance active_workers_.
+  for (int i = 1; i < threads; ++i) {
+    workers_.emplace_back([this, i, seen = generation_] { worker_loop(i, seen); });
+  }
 }
 
 void ThreadPool::stop() {
@@ -49,8 +53,7 @@ void ThreadPool::work(int thread) {
   in_job = was_in_job;
 }
 
-void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop(int index, uint64_t seen) {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);

@@ -3,8 +3,16 @@
 //   q, out, dq, dout: [B, T, H, D]; k, v, dk, dv: [B, T, Hkv, D]; lse: [B, H, T]
 // Query head h attends to key/value head h / (H / Hkv). scores = scale · q·kᵀ with
 // key positions > query position masked. lse holds each query row's log-sum-exp of its
-// scaled scores (saved by the forward, used by the backward, which recomputes the
-// probabilities). dq, dk, dv are overwritten.
+// scaled scores (natural log; saved by the forward, used by the backward, which recomputes
+// the probabilities). dq, dk, dv are overwritten (dk, dv sum the contributions of the
+// H / Hkv query heads sharing a kv head). Outputs must not overlap any input.
+// Results do not depend on the thread count.
+//
+// Throws std::invalid_argument unless B, T, H, Hkv, D >= 1, H % Hkv == 0 and scale is
+// finite and > 0.
+//
+// Work, in FlashAttention's convention (the count the benchmarks report): the forward is
+// 4·B·H·T²·D / 2 flops (Q·Kᵀ and P·V, halved for causality), the backward 2.5 times that.
 #pragma once
 #include <cstdint>
 
@@ -20,5 +28,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* k, const float* v, const float* out, const float* lse,
                         int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                         const Context& ctx);
+
+/// out[i] = 2^x[i] with the vectorised exponential the softmax uses (relative error about
+/// 1 ulp; x < -126 may flush to 0 below AVX-512; NaN stays NaN). Exposed for its tests.
+void attention_exp2(float* out, const float* x, int64_t n, const Context& ctx);
 
 }  // namespace growlm

@@ -35,7 +35,7 @@ class ThreadPool {
  private:
   void start(int threads);
   void stop();
-  void worker_loop(int index);
+  void worker_loop(int index, uint64_t seen);
   void work(int thread);
 
   std::vector<std::thread> workers_;

@@ -1,8 +1,10 @@
 // Fused softmax cross-entropy over the vocabulary. logits [N, V], targets int32 [N];
 // rows whose target equals ignore_index (Hugging Face: -100) do not count.
 // Forward: lse[n] = logsumexp(logits[n, :]); losses[n] = lse[n] - logits[n, target]
-// (0 for ignored rows; losses may be null). Returns the loss sum over counted rows
-// (accumulated in double in row order) and their count; the mean is sum / count.
+// (losses may be null). Ignored rows are not read at all: their lse and loss are 0
+// (prompt tokens of supervised fine-tuning cost nothing). Returns the loss sum over counted
+// rows (each row's loss in double, summed in row order) and their count; the mean is
+// sum / count.
 // Backward: dlogits[n, :] = dloss · (softmax(logits[n, :]) - onehot(target)) for counted
 // rows, 0 for ignored ones; dlogits may alias logits (the gradient replaces the logits).
 // Callers validate targets (ignore_index or in [0, V)).

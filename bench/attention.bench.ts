@@ -1,0 +1,83 @@
+/**
+ * Causal GQA attention in GFLOP/s, FlashAttention's count: forward 4·B·H·T²·D / 2 (Q·Kᵀ
+ * and P·V, halved for causality), backward 2.5 × forward, fwd+bwd 3.5 × forward. The
+ * fwd+bwd cases run beside growlm's sgemm 2048³ (each contender measured with its own
+ * flops), the issue's target being at least half of its GFLOP/s; every case also reports
+ * the fraction of the machine's FMA peak.
+ */
+import { binding } from "../src/native.js";
+import type { BenchSuite, Contender } from "./common.js";
+
+/** growlm's sgemm binding, row-major C = alpha·op(A)·op(B) + beta·C (the gemm family's). */
+type Sgemm = (
+  transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number,
+) => void;
+
+function buffer(n: number, seed: number): Float32Array {
+  const a = new Float32Array(binding.alloc(n * 4, false));
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    a[i] = x / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+export const suite: BenchSuite = {
+  name: "attention",
+  run(ctx) {
+    const B = 4;
+    const T = 512;
+    const H = 8;
+    const D = 64;
+    const scale = 1 / Math.sqrt(D);
+    const forwardFlops = 4 * B * H * T * T * D * 0.5;
+
+    const n = 2048;
+    const sgemm = (binding as unknown as { sgemm?: Sgemm }).sgemm;
+    const A = buffer(n * n, 1);
+    const Bm = buffer(n * n, 2);
+    const C = new Float32Array(binding.alloc(n * n * 4, true));
+    const gemmFlops = 2 * n * n * n;
+    const gemms: { contender: Contender; flops: number }[] = [];
+    if (typeof sgemm === "function") {
+      gemms.push({ contender: { name: "sgemm 2048³", fn: () => sgemm(false, false, n, n, n, 1, A, n, Bm, n, 0, C, n) }, flops: gemmFlops });
+    } else {
+      console.log("  (growlm sgemm is not in this build: no \"sgemm 2048³\" baseline)");
+    }
+    const openblas = ctx.openblas;
+    if (openblas) {
+      gemms.push({
+        contender: { name: "OpenBLAS sgemm 2048³", fn: () => openblas.sgemm(false, false, n, n, n, 1, A, n, Bm, n, 0, C, n) },
+        flops: gemmFlops,
+      });
+    }
+
+    for (const Hkv of [8, 2]) {
+      const q = buffer(B * T * H * D, 3);
+      const k = buffer(B * T * Hkv * D, 4);
+      const v = buffer(B * T * Hkv * D, 5);
+      const dout = buffer(B * T * H * D, 6);
+      const out = new Float32Array(binding.alloc(q.length * 4, true));
+      const lse = new Float32Array(binding.alloc(B * H * T * 4, true));
+      const dq = new Float32Array(binding.alloc(q.length * 4, true));
+      const dk = new Float32Array(binding.alloc(k.length * 4, true));
+      const dv = new Float32Array(binding.alloc(v.length * 4, true));
+      const forward = () => binding.attentionForward(out, lse, q, k, v, B, T, H, Hkv, D, scale);
+      const both = () => {
+        forward();
+        binding.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D, scale);
+      };
+      const shape = `B=${B} T=${T} H=${H} D=${D} Hkv=${Hkv}`;
+      ctx.compare(
+        `attention fwd+bwd ${shape}`,
+        "GFLOP/s",
+        [3.5 * forwardFlops, ...gemms.map((g) => g.flops)],
+        [{ name: "growlm", fn: both }, ...gemms.map((g) => g.contender)],
+        "peak",
+      );
+      ctx.compare(`attention fwd ${shape}`, "GFLOP/s", forwardFlops, [{ name: "growlm", fn: forward }], "peak");
+    }
+  },
+};

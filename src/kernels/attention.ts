@@ -1,0 +1,229 @@
+/**
+ * Causal self-attention with grouped-query heads (FlashAttention-2 style on the CPU: tiled,
+ * online softmax, O(T·D) memory per head).
+ *
+ * Shapes: q, out, dout, dq `[B, T, H, D]`; k, v, dk, dv `[B, T, Hkv, D]`; lse `[B, H, T]`.
+ * Query head h reads key/value head `h / (H / Hkv)`; H must be a multiple of Hkv. Scores
+ * are `scale · q·kᵀ` (default scale `1 / √D`) with keys after the query masked; lse is each
+ * query row's natural log-sum-exp of its scores, saved by the forward for the backward.
+ *
+ * Work, in FlashAttention's convention (what the benchmarks report): the forward is
+ * `4·B·H·T²·D / 2` flops, the backward 2.5 times that.
+ */
+import { binding } from "../native.js";
+import { Tensor } from "../tensor.js";
+import { dimsOf, expectShape, formatShape } from "./check.js";
+
+export interface AttentionBinding {
+  attentionForward(
+    out: Float32Array,
+    lse: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionBackward(
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dout: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionExp2(out: Float32Array, x: Float32Array, n: number): void;
+}
+
+/** The sizes of one attention call, read from q `[B, T, H, D]` and k `[B, T, Hkv, D]`. */
+export interface AttentionDims {
+  B: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  D: number;
+}
+
+export interface AttentionForwardOptions {
+  /** Score scale; default `1 / √D`. Finite and > 0. */
+  scale?: number;
+  /** `[B, T, H, D]` output, overwritten (allocated when absent). */
+  out?: Tensor;
+  /** `[B, H, T]` log-sum-exp output, overwritten (allocated when absent). */
+  lse?: Tensor;
+}
+
+export interface AttentionBackwardOptions {
+  /** The scale the forward used; default `1 / √D`. */
+  scale?: number;
+  /** `[B, T, H, D]` gradient of q, overwritten (allocated when absent). */
+  dq?: Tensor;
+  /** `[B, T, Hkv, D]` gradient of k, overwritten (allocated when absent). */
+  dk?: Tensor;
+  /** `[B, T, Hkv, D]` gradient of v, overwritten (allocated when absent). */
+  dv?: Tensor;
+}
+
+const Q_NAMES = "B, T, H, D";
+const KV_NAMES = "B, T, Hkv, D";
+
+function attentionDims(op: string, q: Tensor, k: Tensor, v: Tensor): AttentionDims {
+  const [B, T, H, D] = dimsOf(op, "q", q, "float32", 4) as readonly [number, number, number, number];
+  const kShape = dimsOf(op, "k", k, "float32", 4);
+  const Hkv = kShape[2]!;
+  if (kShape[0] !== B || kShape[1] !== T || kShape[3] !== D) {
+    throw new RangeError(
+      `${op}: expected "k" of shape [${KV_NAMES}] = [${B}, ${T}, Hkv, ${D}] but received ${formatShape(kShape)}`,
+    );
+  }
+  if ([B, T, H, Hkv, D].some((n) => n < 1)) {
+    throw new RangeError(
+      `${op}: every dimension must be >= 1 but q is ${formatShape(q.shape)} and k is ${formatShape(kShape)}`,
+    );
+  }
+  if (H % Hkv !== 0) {
+    throw new RangeError(`${op}: H = ${H} (from "q") must be a multiple of Hkv = ${Hkv} (from "k")`);
+  }
+  expectShape(op, "v", v, "float32", KV_NAMES, [B, T, Hkv, D]);
+  return { B, T, H, Hkv, D };
+}
+
+function scaleOf(op: string, scale: number | undefined, D: number): number {
+  const s = scale ?? 1 / Math.sqrt(D);
+  if (typeof s !== "number" || !Number.isFinite(s) || !(s > 0) || !Number.isFinite(Math.fround(s))) {
+    throw new RangeError(`${op}: expected a finite "scale" > 0 but received ${String(s)}`);
+  }
+  return s;
+}
+
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/** Outputs are written while inputs are still read: no output may share memory with another buffer. */
+function expectDisjoint(op: string, outputs: [string, Tensor][], inputs: [string, Tensor][]): void {
+  const all = [...outputs, ...inputs];
+  outputs.forEach(([name, t], i) => {
+    for (const [other, u] of all.slice(i + 1)) {
+      if (overlaps(t.data, u.data)) throw new RangeError(`${op}: "${name}" must not share memory with "${other}"`);
+    }
+  });
+}
+
+/**
+ * Forward: out = softmax(scale · q·kᵀ, causal) · v per head, and the rows' log-sum-exp.
+ * @param q `[B, T, H, D]` float32
+ * @param k `[B, T, Hkv, D]` float32
+ * @param v `[B, T, Hkv, D]` float32
+ * @returns out `[B, T, H, D]` and lse `[B, H, T]` (natural log)
+ */
+export function attentionForward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionForwardOptions = {},
+): { out: Tensor<"float32">; lse: Tensor<"float32"> } {
+  const op = "attentionForward";
+  const { B, T, H, Hkv, D } = attentionDims(op, q, k, v);
+  const scale = scaleOf(op, opts.scale, D);
+  const out = opts.out ?? Tensor.empty([B, T, H, D]);
+  const lse = opts.lse ?? Tensor.empty([B, H, T]);
+  expectShape(op, "out", out, "float32", Q_NAMES, [B, T, H, D]);
+  expectShape(op, "lse", lse, "float32", "B, H, T", [B, H, T]);
+  expectDisjoint(op, [["out", out], ["lse", lse]], [["q", q], ["k", k], ["v", v]]);
+  binding.attentionForward(
+    out.data as Float32Array,
+    lse.data as Float32Array,
+    q.data as Float32Array,
+    k.data as Float32Array,
+    v.data as Float32Array,
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    scale,
+  );
+  return { out: out as Tensor<"float32">, lse: lse as Tensor<"float32"> };
+}
+
+/**
+ * Backward of {@link attentionForward}: gradients of q, k and v from the gradient of out,
+ * recomputing the probabilities from q, k and the saved lse. dk and dv of a kv head sum
+ * its H / Hkv query heads.
+ * @param dout `[B, T, H, D]` gradient of out
+ * @param out `[B, T, H, D]` and lse `[B, H, T]`: what the forward returned
+ * @returns dq `[B, T, H, D]`, dk and dv `[B, T, Hkv, D]`
+ */
+export function attentionBackward(
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  opts: AttentionBackwardOptions = {},
+): { dq: Tensor<"float32">; dk: Tensor<"float32">; dv: Tensor<"float32"> } {
+  const op = "attentionBackward";
+  const { B, T, H, Hkv, D } = attentionDims(op, q, k, v);
+  const scale = scaleOf(op, opts.scale, D);
+  expectShape(op, "dout", dout, "float32", Q_NAMES, [B, T, H, D]);
+  expectShape(op, "out", out, "float32", Q_NAMES, [B, T, H, D]);
+  expectShape(op, "lse", lse, "float32", "B, H, T", [B, H, T]);
+  const dq = opts.dq ?? Tensor.empty([B, T, H, D]);
+  const dk = opts.dk ?? Tensor.empty([B, T, Hkv, D]);
+  const dv = opts.dv ?? Tensor.empty([B, T, Hkv, D]);
+  expectShape(op, "dq", dq, "float32", Q_NAMES, [B, T, H, D]);
+  expectShape(op, "dk", dk, "float32", KV_NAMES, [B, T, Hkv, D]);
+  expectShape(op, "dv", dv, "float32", KV_NAMES, [B, T, Hkv, D]);
+  expectDisjoint(
+    op,
+    [["dq", dq], ["dk", dk], ["dv", dv]],
+    [["dout", dout], ["q", q], ["k", k], ["v", v], ["out", out], ["lse", lse]],
+  );
+  binding.attentionBackward(
+    dq.data as Float32Array,
+    dk.data as Float32Array,
+    dv.data as Float32Array,
+    dout.data as Float32Array,
+    q.data as Float32Array,
+    k.data as Float32Array,
+    v.data as Float32Array,
+    out.data as Float32Array,
+    lse.data as Float32Array,
+    B,
+    T,
+    H,
+    Hkv,
+    D,
+    scale,
+  );
+  return { dq: dq as Tensor<"float32">, dk: dk as Tensor<"float32">, dv: dv as Tensor<"float32"> };
+}
+
+/**
+ * 2^x elementwise with the vectorised exponential of the attention softmax (relative error
+ * about 1 ulp; below 2^-126 the non-AVX-512 code paths flush to 0). Any shape, float32.
+ */
+export function attentionExp2(x: Tensor, out?: Tensor): Tensor<"float32"> {
+  const op = "attentionExp2";
+  const names = x.shape.map((_, i) => `d${i}`).join(", ");
+  expectShape(op, "x", x, "float32", names, x.shape);
+  const result = out ?? Tensor.empty(x.shape);
+  expectShape(op, "out", result, "float32", names, x.shape);
+  binding.attentionExp2(result.data as Float32Array, x.data as Float32Array, x.numel);
+  return result as Tensor<"float32">;
+}

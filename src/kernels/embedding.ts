@@ -1,0 +1,58 @@
+/**
+ * Token embedding: out[..., :] = table[ids[...], :] (HF's embed_tokens), and its backward,
+ * a deterministic scatter-add into the table's gradient.
+ */
+import { binding } from "../native.js";
+import { Tensor } from "../tensor.js";
+import { dimsOf, expectShape, formatShape } from "./check.js";
+
+export interface EmbeddingBinding {
+  embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, N: number, V: number, C: number): void;
+  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, N: number, V: number, C: number): void;
+}
+
+function idsShape(op: string, ids: Tensor): readonly number[] {
+  if (ids.ndim !== 1 && ids.ndim !== 2) {
+    throw new RangeError(`${op}: expected "ids" of shape [N] or [B, T] but received ${formatShape(ids.shape)}`);
+  }
+  return dimsOf(op, "ids", ids, "int32", ids.ndim);
+}
+
+function outNames(rank: number): string {
+  return rank === 1 ? "N, C" : "B, T, C";
+}
+
+/**
+ * Embedding lookup.
+ * @param ids token ids, int32 [N] or [B, T], each in [0, V)
+ * @param table embedding table [V, C]
+ * @param out optional output [..., C] (ids' shape then C)
+ * @returns out [N, C] or [B, T, C]
+ */
+export function embeddingForward(ids: Tensor, table: Tensor, out?: Tensor): Tensor<"float32"> {
+  const op = "embeddingForward";
+  const idShape = idsShape(op, ids);
+  const [V, C] = dimsOf(op, "table", table, "float32", 2) as [number, number];
+  const shape = [...idShape, C];
+  const result = out ?? Tensor.empty(shape);
+  expectShape(op, "out", result, "float32", outNames(idShape.length), shape);
+  binding.embeddingForward(result.data as Float32Array, ids.data as Int32Array, table.data as Float32Array, ids.numel, V, C);
+  return result as Tensor<"float32">;
+}
+
+/**
+ * Embedding backward: dtable[ids[n], :] += dout[n, :] for every token, repeated ids
+ * summed in token order (the same bits for any thread count).
+ * @param dout gradient of out [N, C] or [B, T, C]
+ * @param ids the forward's ids, int32 [N] or [B, T]
+ * @param dtable gradient of the table [V, C], accumulated into
+ * @returns dtable
+ */
+export function embeddingBackward(dout: Tensor, ids: Tensor, dtable: Tensor): Tensor<"float32"> {
+  const op = "embeddingBackward";
+  const idShape = idsShape(op, ids);
+  const [V, C] = dimsOf(op, "dtable", dtable, "float32", 2) as [number, number];
+  expectShape(op, "dout", dout, "float32", outNames(idShape.length), [...idShape, C]);
+  binding.embeddingBackward(dtable.data as Float32Array, dout.data as Float32Array, ids.data as Int32Array, ids.numel, V, C);
+  return dtable as Tensor<"float32">;
+}

@@ -1,0 +1,118 @@
+/**
+ * RMSNorm as Hugging Face's LlamaRMSNorm computes it in float32:
+ * out = (inp · rstd) · weight with rstd = 1 / sqrt(mean(inp²) + eps) per row of C values.
+ * The forward returns rstd, which the backward takes back.
+ */
+import { binding } from "../native.js";
+import { Tensor } from "../tensor.js";
+import { dimsOf, expectShape, finite, formatShape } from "./check.js";
+
+export interface NormBinding {
+  rmsnormForward(out: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, eps: number): void;
+  rmsnormBackward(
+    dinp: Float32Array,
+    dweight: Float32Array,
+    dout: Float32Array,
+    inp: Float32Array,
+    weight: Float32Array,
+    rstd: Float32Array,
+    N: number,
+    C: number,
+  ): void;
+}
+
+/** A finite number > 0 (hyperparameters that divide or are raised to a power). */
+function positive(op: string, name: string, value: number): void {
+  finite(op, name, value);
+  if (!(value > 0)) throw new RangeError(`${op}: expected "${name}" > 0 but received ${value}`);
+}
+
+/** Rows of an activation [..., C]: its float32 shape, N (product of the leading dims) and C. */
+function rowsOf(op: string, name: string, t: Tensor): { shape: readonly number[]; N: number; C: number } {
+  if (t.ndim === 0) {
+    throw new RangeError(`${op}: expected "${name}" of shape [..., C] but received ${formatShape(t.shape)}`);
+  }
+  const shape = dimsOf(op, name, t, "float32", t.ndim);
+  const C = shape[shape.length - 1]!;
+  if (C === 0) throw new RangeError(`${op}: expected "${name}" with C >= 1 but received ${formatShape(shape)}`);
+  return { shape, N: t.numel / C, C };
+}
+
+function dimNames(rank: number): string {
+  return [...Array.from({ length: rank - 1 }, (_, i) => `d${i}`), "C"].join(", ");
+}
+
+/**
+ * RMSNorm forward.
+ * @param inp activations [N, C] or [..., C]
+ * @param weight scale [C]
+ * @param eps added to the mean square (> 0; HF's rms_norm_eps, typically 1e-5 or 1e-6)
+ * @param out optional output, the shape of inp
+ * @returns out (the shape of inp) and rstd (inp's shape without C: [N] or [...]), the
+ *   reciprocal root mean square of each row, saved for the backward
+ */
+export function rmsnormForward(
+  inp: Tensor,
+  weight: Tensor,
+  eps: number,
+  out?: Tensor,
+): { out: Tensor<"float32">; rstd: Tensor<"float32"> } {
+  const op = "rmsnormForward";
+  const { shape, N, C } = rowsOf(op, "inp", inp);
+  expectShape(op, "weight", weight, "float32", "C", [C]);
+  positive(op, "eps", eps);
+  const result = out ?? Tensor.empty(shape);
+  expectShape(op, "out", result, "float32", dimNames(shape.length), shape);
+  const rstd = Tensor.empty(shape.slice(0, -1));
+  binding.rmsnormForward(
+    result.data as Float32Array,
+    rstd.data as Float32Array,
+    inp.data as Float32Array,
+    weight.data as Float32Array,
+    N,
+    C,
+    eps,
+  );
+  return { out: result as Tensor<"float32">, rstd: rstd as Tensor<"float32"> };
+}
+
+/**
+ * RMSNorm backward. dinp is overwritten; dweight accumulates (+=) the gradient of weight,
+ * summed over the rows in a fixed order (the same bits for any thread count).
+ * @param dout gradient of out, the shape of inp
+ * @param inp the forward's input [..., C]
+ * @param weight scale [C]
+ * @param rstd the forward's rstd (inp's shape without C)
+ * @param dweight gradient of weight [C], accumulated into
+ * @param dinp optional output, the shape of inp
+ * @returns dinp, the gradient of inp
+ */
+export function rmsnormBackward(
+  dout: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  rstd: Tensor,
+  dweight: Tensor,
+  dinp?: Tensor,
+): Tensor<"float32"> {
+  const op = "rmsnormBackward";
+  const { shape, N, C } = rowsOf(op, "inp", inp);
+  const names = dimNames(shape.length);
+  expectShape(op, "dout", dout, "float32", names, shape);
+  expectShape(op, "weight", weight, "float32", "C", [C]);
+  expectShape(op, "rstd", rstd, "float32", names.split(", ").slice(0, -1).join(", "), shape.slice(0, -1));
+  expectShape(op, "dweight", dweight, "float32", "C", [C]);
+  const result = dinp ?? Tensor.empty(shape);
+  expectShape(op, "dinp", result, "float32", names, shape);
+  binding.rmsnormBackward(
+    result.data as Float32Array,
+    dweight.data as Float32Array,
+    dout.data as Float32Array,
+    inp.data as Float32Array,
+    weight.data as Float32Array,
+    rstd.data as Float32Array,
+    N,
+    C,
+  );
+  return result as Tensor<"float32">;
+}

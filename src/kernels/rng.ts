@@ -1,0 +1,84 @@
+/**
+ * Counter-based random fills (Philox4x32-10). Element i of a fill with (seed, offset) is a
+ * pure function of (seed, offset + i): the result does not depend on the thread count, and
+ * filling [0, k) then [k, n) with offset k gives the same bits as one fill of [0, n).
+ * Seeds and offsets are bigints in [0, 2^64) or non-negative safe integers.
+ */
+import { binding } from "../native.js";
+import { Tensor } from "../tensor.js";
+import { dimsOf, finite } from "./check.js";
+
+export interface RngBinding {
+  rngUniform(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, low: number, high: number): void;
+  rngNormal(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, mean: number, std: number): void;
+  /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests. */
+  philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
+}
+
+export interface RngStream {
+  /** The Philox key. */
+  seed: bigint | number;
+  /** Counter of element 0 (default 0): a stream position, e.g. the elements used so far. */
+  offset?: bigint | number;
+}
+
+export interface NormalOptions extends RngStream {
+  mean?: number;
+  /** Standard deviation, >= 0 (default 1). */
+  std?: number;
+}
+
+export interface UniformOptions extends RngStream {
+  /** Inclusive lower bound (default 0). */
+  low?: number;
+  /** Exclusive upper bound up to float32 rounding, >= low (default 1). */
+  high?: number;
+}
+
+const U64_LIMIT = 1n << 64n;
+
+function counter(op: string, name: string, value: bigint | number): bigint | number {
+  if (typeof value === "bigint") {
+    if (value < 0n || value >= U64_LIMIT) throw new RangeError(`${op}: expected "${name}" in [0, 2^64) but received ${value}`);
+    return value;
+  }
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${op}: expected "${name}" as a bigint or a non-negative safe integer but received ${String(value)}`);
+  }
+  return value;
+}
+
+function float32(op: string, t: Tensor): Float32Array {
+  dimsOf(op, "t", t, "float32", t.ndim);
+  return t.data as Float32Array;
+}
+
+/** Fills t (float32, any shape) with normal samples: mean + std · N(0, 1) by Box–Muller. */
+export function fillNormal(t: Tensor, opts: NormalOptions): Tensor {
+  const op = "fillNormal";
+  const data = float32(op, t);
+  const mean = finite(op, "mean", opts.mean ?? 0);
+  const std = finite(op, "std", opts.std ?? 1, 0);
+  binding.rngNormal(data, data.length, counter(op, "seed", opts.seed), counter(op, "offset", opts.offset ?? 0), mean, std);
+  return t;
+}
+
+/** Fills t (float32, any shape) with uniform samples in [low, high) from 24 random bits each. */
+export function fillUniform(t: Tensor, opts: UniformOptions): Tensor {
+  const op = "fillUniform";
+  const data = float32(op, t);
+  const low = finite(op, "low", opts.low ?? 0);
+  const high = finite(op, "high", opts.high ?? 1, low);
+  binding.rngUniform(data, data.length, counter(op, "seed", opts.seed), counter(op, "offset", opts.offset ?? 0), low, high);
+  return t;
+}
+
+/** A new float32 tensor of `shape` with normal samples (see fillNormal). */
+export function randn(shape: readonly number[], opts: NormalOptions): Tensor<"float32"> {
+  return fillNormal(Tensor.empty(shape), opts) as Tensor<"float32">;
+}
+
+/** A new float32 tensor of `shape` with uniform samples (see fillUniform). */
+export function rand(shape: readonly number[], opts: UniformOptions): Tensor<"float32"> {
+  return fillUniform(Tensor.empty(shape), opts) as Tensor<"float32">;
+}
