@@ -28,8 +28,15 @@ export const OPENBLAS_PATHS: readonly string[] = [
   "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
 ];
 
-/** Loads OpenBLAS with `threads` threads, or returns null when it is not installed. */
+/**
+ * Loads OpenBLAS with `threads` threads, or returns null when it is not installed.
+ *
+ * By default OpenBLAS's idle workers spin (sched_yield) for about 0.1 s after every call,
+ * stealing the cores from whichever contender is timed next; a short timeout, read by the
+ * library when it is opened, makes alternating comparisons fair.
+ */
 export function loadOpenBlas(threads: number, paths: readonly string[] = OPENBLAS_PATHS): OpenBlas | null {
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= "4";
   for (const path of paths) {
     if (existsSync(path) && binding.openblasLoad(path, threads)) {
       return { path, sgemm: binding.openblasSgemm };
