@@ -4,7 +4,7 @@ import { binding } from "../../src/native.js";
 import { rmsnormBackward, rmsnormForward } from "../../src/kernels/norm.js";
 import { Tensor } from "../../src/tensor.js";
 import { BASE_SEED, dot, expectBitwiseEqual, expectClose, f64, finiteDifferences, randomF32 } from "../helpers/reference.js";
-import { ISAS, withSettings } from "../helpers/native.js";
+import { ISAS, expectDeterministic, withSettings } from "../helpers/native.js";
 
 // rstd takes four fp32 roundings (mean, + eps, sqrt, divide), out two more products.
 const FORWARD_RTOL = 2 ** -21;
@@ -132,23 +132,12 @@ describe.each(ISAS)("rmsnorm (%s)", (isa) => {
     [5000, 3],
   ])("N=%i C=%i is bitwise the same for 1 and 2 threads and on rerun, dweight summed over many blocks", (N, C) => {
     const { x, w, g, dw0 } = inputs(N, C, 99);
-    const run = (threads: number) =>
-      withSettings(isa, threads, () => {
-        const { out, rstd } = rmsnormForward(x, w, EPS);
-        const dweight = Tensor.from(dw0);
-        const dinp = rmsnormBackward(g, x, w, rstd, dweight);
-        return { out, rstd, dinp, dweight };
-      });
-    const one = run(1);
-    for (const [label, other] of [
-      ["2 threads", run(2)],
-      ["rerun", run(1)],
-    ] as const) {
-      expectBitwiseEqual(one.out.data, other.out.data, `out ${label}`);
-      expectBitwiseEqual(one.rstd.data, other.rstd.data, `rstd ${label}`);
-      expectBitwiseEqual(one.dinp.data, other.dinp.data, `dinp ${label}`);
-      expectBitwiseEqual(one.dweight.data, other.dweight.data, `dweight ${label}`);
-    }
+    const one = expectDeterministic(isa, () => {
+      const { out, rstd } = rmsnormForward(x, w, EPS);
+      const dweight = Tensor.from(dw0);
+      const dinp = rmsnormBackward(g, x, w, rstd, dweight);
+      return { out, rstd, dinp, dweight };
+    });
     const ref = forward64(f64(x.data), f64(w.data), N, C, EPS);
     const back = backward64(f64(g.data), f64(x.data), f64(w.data), ref.rstd, N, C);
     expectClose(one.dweight.data, Float64Array.from(back.dweight, (v, c) => v + dw0[c]!), BACKWARD_RTOL, `dweight N=${N} C=${C}`);
