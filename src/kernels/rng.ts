@@ -1,7 +1,9 @@
 /**
  * Counter-based random fills (Philox4x32-10). Element i of a fill with (seed, offset) is a
  * pure function of (seed, offset + i): the result does not depend on the thread count, and
- * filling [0, k) then [k, n) with offset k gives the same bits as one fill of [0, n).
+ * filling [0, k) then [k, n) with offset k gives the same bits as one fill of [0, n), for
+ * any k. Elements come four to a Philox block (element j uses word j mod 4 of block
+ * floor(j / 4)); native/include/growlm/rng.h states the exact stream.
  * Seeds and offsets are bigints in [0, 2^64) or non-negative safe integers.
  */
 import { binding } from "../native.js";
@@ -53,7 +55,10 @@ function float32(op: string, t: Tensor): Float32Array {
   return t.data as Float32Array;
 }
 
-/** Fills t (float32, any shape) with normal samples: mean + std · N(0, 1) by Box–Muller. */
+/**
+ * Fills t (float32, any shape) with normal samples: mean + std · N(0, 1) by Box–Muller,
+ * each pair giving two neighbouring elements (r cos θ at even stream positions offset + i, r sin θ at odd ones).
+ */
 export function fillNormal(t: Tensor, opts: NormalOptions): Tensor {
   const op = "fillNormal";
   const data = float32(op, t);

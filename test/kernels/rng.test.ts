@@ -6,7 +6,7 @@ import { Tensor } from "../../src/tensor.js";
 import { BASE_SEED, expectBitwiseEqual, expectClose } from "../helpers/reference.js";
 import { ISAS, withSettings } from "../helpers/native.js";
 
-// Box–Muller in float32 with polynomial ln and cos (about 1 ulp each) against float64 on
+// Box–Muller in float32 with polynomial ln, sin and cos (about 1 ulp each) against float64 on
 // the same Philox words: a few ulps of the largest sample (|z| <= 5.8).
 const NORMAL_RTOL = 5e-7;
 // The statistical checks use fixed seeds, so they are reproducible; bounds are 5 standard
@@ -47,12 +47,59 @@ function philoxRef(counter: readonly number[], key: readonly number[]): number[]
   return [c0, c1, c2, c3];
 }
 
-/** Words 0 and 1 of element i's block: key = seed, counter = (offset + i, 0). */
-function wordsOf(seed: bigint, counter: bigint): [number, number] {
-  const key = [Number(seed & 0xffffffffn), Number(seed >> 32n)];
-  const c = counter & 0xffffffffffffffffn;
-  const out = philoxRef([Number(c & 0xffffffffn), Number(c >> 32n), 0, 0], key);
-  return [out[0]!, out[1]!];
+const U64 = (1n << 64n) - 1n;
+
+/** The four words of Philox block `block` under key = seed (low word first). */
+function blockWords(seed: bigint, block: bigint): number[] {
+  return philoxRef([Number(block & 0xffffffffn), Number(block >> 32n), 0, 0], [Number(seed & 0xffffffffn), Number(seed >> 32n)]);
+}
+
+/** The stream contract: element j = offset + i (mod 2^64) is word j & 3 of block j >> 2. */
+function streamWords(seed: bigint, offset: bigint, n: number): { words: number[][]; lane: number[] } {
+  const words: number[][] = [];
+  const lane: number[] = [];
+  let cached = -1n;
+  let w: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = (offset + BigInt(i)) & U64;
+    if (j >> 2n !== cached) {
+      cached = j >> 2n;
+      w = blockWords(seed, cached);
+    }
+    words.push(w);
+    lane.push(Number(j & 3n));
+  }
+  return { words, lane };
+}
+
+/** Uniform [0, 2^24) reference: the top 24 bits of word j & 3. */
+function uniformBitsRef(seed: bigint, offset: bigint, n: number): Float64Array {
+  const { words, lane } = streamWords(seed, offset, n);
+  return Float64Array.from(words, (w, i) => w[lane[i]!]! >>> 8);
+}
+
+/**
+ * Float64 Box–Muller on the same words: words (0, 1) and (2, 3) of a block are pairs
+ * (a, b); u1 = ((a >> 8) + 1)·2^-24, θ = 2π·(b >> 8)·2^-24, r = sqrt(-2 ln u1); the even
+ * element of the pair is r cos θ, the odd one r sin θ.
+ */
+function normalRef(seed: bigint, offset: bigint, n: number, mu: number, sigma: number): Float64Array {
+  const { words, lane } = streamWords(seed, offset, n);
+  return Float64Array.from(words, (w, i) => {
+    const pair = lane[i]! >> 1;
+    const u1 = ((w[2 * pair]! >>> 8) + 1) * 2 ** -24;
+    const theta = 2 * Math.PI * (w[2 * pair + 1]! >>> 8) * 2 ** -24;
+    const r = Math.sqrt(-2 * Math.log(u1));
+    return mu + sigma * r * (lane[i]! & 1 ? Math.sin(theta) : Math.cos(theta));
+  });
+}
+
+/** One fill straight through the binding (n >= 1). */
+function fill(kind: "normal" | "uniform", n: number, seed: bigint, offset: bigint): Float32Array {
+  const out = new Float32Array(n);
+  if (kind === "normal") binding.rngNormal(out, n, seed, offset, 0.25, 1.5);
+  else binding.rngUniform(out, n, seed, offset, -1, 3);
+  return out;
 }
 
 function mean(x: Float32Array): number {
@@ -66,6 +113,38 @@ function variance(x: Float32Array): number {
   let s = 0;
   for (const v of x) s += (v - m) ** 2;
   return s / x.length;
+}
+
+/**
+ * Sample correlation of the pairs (x[i], x[i + lag]) for i = start, start + step, ...:
+ * about N(0, 1/count) for independent samples.
+ */
+function correlation(x: ArrayLike<number>, lag: number, start = 0, step = 1): { r: number; count: number } {
+  let sa = 0, sb = 0, count = 0;
+  for (let i = start; i + lag < x.length; i += step) {
+    sa += x[i]!;
+    sb += x[i + lag]!;
+    count++;
+  }
+  const ma = sa / count, mb = sb / count;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = start; i + lag < x.length; i += step) {
+    const a = x[i]! - ma, b = x[i + lag]! - mb;
+    sab += a * b;
+    saa += a * a;
+    sbb += b * b;
+  }
+  return { r: sab / Math.sqrt(saa * sbb), count };
+}
+
+/** Neighbours within a block and across blocks: every lag 1..4, and lag 1 within a
+ *  Box–Muller pair (even i) and lag 2 between the two pairs of a block (i = 0 mod 4). */
+function expectUncorrelated(x: ArrayLike<number>, label: string): void {
+  const cases: [number, number, number][] = [[1, 0, 1], [2, 0, 1], [3, 0, 1], [4, 0, 1], [1, 0, 2], [2, 0, 4]];
+  for (const [lag, start, step] of cases) {
+    const { r, count } = correlation(x, lag, start, step);
+    expect(Math.abs(r), `${label}: correlation at lag ${lag} (step ${step}) = ${r}`).toBeLessThan(5 / Math.sqrt(count));
+  }
 }
 
 /** Kolmogorov–Smirnov statistic of the sample against the CDF. */
@@ -110,43 +189,84 @@ describe.each(ISAS)("rng (%s)", (isa) => {
     }
   });
 
-  it("uniform [0, 2^24) fills are exactly the top 24 bits of word 0, across a 2^32 carry", () => {
-    const n = 3001;
+  it("uniform [0, 2^24) fills are exactly the top 24 bits of word j & 3 of block j >> 2", () => {
     const seed = 0x1234_5678_9abc_def0n ^ BigInt(BASE_SEED);
-    const offset = 2n ** 32n - 1000n;
-    const out = new Float32Array(n);
-    withSettings(isa, 2, () => binding.rngUniform(out, n, seed, offset, 0, 2 ** 24));
-    for (let i = 0; i < n; i++) {
-      const expected = wordsOf(seed, offset + BigInt(i))[0] >>> 8;
-      if (out[i] !== expected) expect.fail(`element ${i}: ${out[i]} != ${expected} (seed ${BASE_SEED})`);
+    // Across a carry into the counter's high word (block 2^32), and across j = 2^64 -> 0,
+    // where the block index wraps from 2^62 - 1 to 0.
+    for (const [offset, n] of [[2n ** 34n - 4003n, 3001], [2n ** 64n - 6n, 13], [2n ** 64n - 67n, 200]] as const) {
+      const out = new Float32Array(n);
+      withSettings(isa, 2, () => binding.rngUniform(out, n, seed, offset, 0, 2 ** 24));
+      const expected = uniformBitsRef(seed, offset, n);
+      for (let i = 0; i < n; i++) {
+        if (out[i] !== expected[i]) expect.fail(`offset ${offset} element ${i}: ${out[i]} != ${expected[i]} (seed ${BASE_SEED})`);
+      }
     }
   });
 
   it("normal fills match a float64 Box–Muller on the same words", () => {
-    const n = 3001;
     const seed = BigInt(BASE_SEED) * 7919n;
-    const offset = 123_456_789n;
-    const t = withSettings(isa, 2, () => randn([n], { seed, offset, mean: 0.5, std: 2 }));
-    const expected = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const [w0, w1] = wordsOf(seed, offset + BigInt(i));
-      const u1 = ((w0 >>> 8) + 1) * 2 ** -24;
-      const u2 = (w1 >>> 8) * 2 ** -24;
-      expected[i] = 0.5 + 2 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    // Long fills only: the error is normwise (relative to the largest sample), and short
+    // fills are checked bitwise against slices of long ones below.
+    for (const [offset, n] of [[123_456_789n, 3001], [2n ** 64n - 1001n, 2001]] as const) {
+      const t = withSettings(isa, 2, () => randn([n], { seed, offset, mean: 0.5, std: 2 }));
+      expectClose(t.data, normalRef(seed, offset, n, 0.5, 2), NORMAL_RTOL, `normal vs float64 Box–Muller, offset ${offset}, n ${n}`);
     }
-    expectClose(t.data, expected, NORMAL_RTOL, "normal vs float64 Box–Muller");
   });
 
-  it("normal samples have mean 0, variance 1 and pass Kolmogorov–Smirnov", () => {
+  it("every fill is bitwise the slice of a longer fill: any start mod 4, short and long lengths", () => {
+    const seed = 0xfeed_beefn + BigInt(BASE_SEED);
+    const base = 4n * 1_000_003n + 1n; // not a block boundary
+    const total = 1000;
+    const starts = [0, 1, 2, 3, 4, 5, 6, 7, 61, 62, 63, 64, 65, 66, 127, 130, 333, 498];
+    const lengths = [1, 2, 3, 4, 5, 6, 7, 8, 9, 63, 64, 65, 67, 129, 300];
+    for (const kind of ["uniform", "normal"] as const) {
+      for (const threads of [1, 2]) {
+        withSettings(isa, threads, () => {
+          const whole = fill(kind, total, seed, base);
+          for (const start of starts) {
+            for (const len of lengths) {
+              const part = fill(kind, len, seed, base + BigInt(start));
+              expectBitwiseEqual(part, whole.subarray(start, start + len), `${kind} [${start}, +${len}) of a fill at ${base}, ${threads} threads`);
+            }
+          }
+        });
+      }
+    }
+  });
+
+  it("a fill split at any position equals the whole fill, for every offset mod 4", () => {
+    const seed = 31337n;
+    const n = 150;
+    for (const kind of ["uniform", "normal"] as const) {
+      for (let r = 0n; r < 4n; r++) {
+        const offset = 4n * 99_991n + r;
+        withSettings(isa, 2, () => {
+          const whole = fill(kind, n, seed, offset);
+          for (let k = 1; k < n; k++) {
+            const joined = new Float32Array(n);
+            joined.set(fill(kind, k, seed, offset), 0);
+            joined.set(fill(kind, n - k, seed, offset + BigInt(k)), k);
+            expectBitwiseEqual(joined, whole, `${kind} split at ${k}, offset ${offset}`);
+          }
+        });
+      }
+    }
+  });
+
+  it("normal samples have mean 0, variance 1, pass Kolmogorov–Smirnov and are uncorrelated", () => {
     const x = withSettings(isa, 2, () => randn([STAT_N], { seed: 42 })).data as Float32Array;
     expect(Math.abs(mean(x))).toBeLessThan(5 / Math.sqrt(STAT_N));
     expect(Math.abs(variance(x) - 1)).toBeLessThan(5 * Math.sqrt(2 / STAT_N));
     expect(ksStatistic(x, normalCdf)).toBeLessThan(KS_CRITICAL);
     // Box–Muller from 24-bit u1 reaches |z| = sqrt(2·24·ln 2) ≈ 5.77 at most.
     expect(x.every((v) => Math.abs(v) <= 5.77)).toBe(true);
+    // r cos θ and r sin θ of one pair are neighbours: independent in theory, so neither
+    // they nor their squares (which share r²) may correlate.
+    expectUncorrelated(x, "normal");
+    expectUncorrelated(Float64Array.from(x, (v) => v * v), "normal squared");
   });
 
-  it("uniform samples have mean 1/2, variance 1/12 and pass Kolmogorov–Smirnov and chi-square", () => {
+  it("uniform samples have mean 1/2, variance 1/12, pass Kolmogorov–Smirnov and chi-square and are uncorrelated", () => {
     const x = withSettings(isa, 2, () => rand([STAT_N], { seed: 7n })).data as Float32Array;
     expect(Math.abs(mean(x) - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / STAT_N));
     expect(Math.abs(variance(x) - 1 / 12)).toBeLessThan(5 * Math.sqrt((1 / 80 - 1 / 144) / STAT_N));
@@ -157,29 +277,32 @@ describe.each(ISAS)("rng (%s)", (isa) => {
     for (const b of bins) chi2 += (b - STAT_N / 1000) ** 2 / (STAT_N / 1000);
     expect(chi2).toBeLessThan(999 + 5 * Math.sqrt(2 * 999)); // 999 degrees of freedom, 5 sd
     expect(x.every((v) => v >= 0 && v < 1)).toBe(true);
+    expectUncorrelated(x, "uniform");
   });
 
-  it("is independent of the thread count and of chunking", () => {
-    const n = 200_003; // several tasks and a partial vector
-    const k = 12_345;
-    const opts = { seed: 99n, offset: 5n, mean: -1, std: 3 };
+  it("is independent of the thread count and of chunking across task boundaries", () => {
+    const n = 200_003; // several tasks of 2^16 elements and a partial vector
+    const offset = 5n; // tasks start in the middle of the output's first block
+    const opts = { seed: 99n, offset, mean: -1, std: 3 };
     const one = withSettings(isa, 1, () => randn([n], opts));
     const two = withSettings(isa, 2, () => randn([n], opts));
     expectBitwiseEqual(one.data, two.data, "normal 1 vs 2 threads");
-    const parts = Tensor.empty([n]);
-    withSettings(isa, 2, () => {
-      fillNormal(parts.rows(0, k), opts);
-      fillNormal(parts.rows(k, n), { ...opts, offset: opts.offset + BigInt(k) });
-    });
-    expectBitwiseEqual(parts.data, one.data, "normal [0, k) + [k, n) vs [0, n)");
-    const u = withSettings(isa, 1, () => rand([n], { seed: 3, low: -2, high: 5 }));
-    const uParts = Tensor.empty([n]);
-    withSettings(isa, 2, () => {
-      fillUniform(uParts.rows(0, k), { seed: 3, low: -2, high: 5 });
-      fillUniform(uParts.rows(k, n), { seed: 3, offset: k, low: -2, high: 5 });
-    });
-    expectBitwiseEqual(uParts.data, u.data, "uniform [0, k) + [k, n) vs [0, n)");
+    const u = withSettings(isa, 1, () => rand([n], { seed: 3, offset: 7, low: -2, high: 5 }));
+    const u2 = withSettings(isa, 2, () => rand([n], { seed: 3, offset: 7, low: -2, high: 5 }));
+    expectBitwiseEqual(u.data, u2.data, "uniform 1 vs 2 threads");
     expect(u.data.every((v) => v >= -2 && v <= 5)).toBe(true);
+    for (const k of [12_345, 65_535, 65_536, 65_538, 131_071]) {
+      const parts = Tensor.empty([n]);
+      const uParts = Tensor.empty([n]);
+      withSettings(isa, 2, () => {
+        fillNormal(parts.rows(0, k), opts);
+        fillNormal(parts.rows(k, n), { ...opts, offset: offset + BigInt(k) });
+        fillUniform(uParts.rows(0, k), { seed: 3, offset: 7, low: -2, high: 5 });
+        fillUniform(uParts.rows(k, n), { seed: 3, offset: 7 + k, low: -2, high: 5 });
+      });
+      expectBitwiseEqual(parts.data, one.data, `normal [0, ${k}) + [${k}, n) vs [0, n)`);
+      expectBitwiseEqual(uParts.data, u.data, `uniform [0, ${k}) + [${k}, n) vs [0, n)`);
+    }
   });
 
   it("different seeds differ; a number seed equals the same bigint", () => {
@@ -225,5 +348,11 @@ describe("rng errors", () => {
     expect(() => binding.rngUniform(out, 4, 1, 0, 0, 1e39)).toThrow(/"high" does not fit in float32/);
     expect(() => binding.rngNormal(out, 4, 1, 0, 0, -1)).toThrow(/rngNormal: expected std >= 0/);
     expect(() => binding.philox4x32(new Uint32Array(3), new Uint32Array(2))).toThrow(/philox4x32: expected a Uint32Array of length 4 for "counter"/);
+  });
+
+  it("an empty fill inside a block writes nothing", () => {
+    const out = new Float32Array(0);
+    expect(() => binding.rngNormal(out, 0, 1, 3, 0, 1)).not.toThrow();
+    expect(() => binding.rngUniform(out, 0, 1, 2n ** 64n - 1n, 0, 1)).not.toThrow();
   });
 });

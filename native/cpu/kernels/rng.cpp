@@ -1,13 +1,17 @@
 // Counter-based random fills (growlm/rng.h): Philox4x32-10 (Salmon et al. 2011) with key =
-// seed and counter = (offset + i, 0) for element i, so every element is a pure function of
-// (seed, offset + i): thread count, chunking and vector lane never change a value.
-//   uniform: u = (w0 >> 8)·2^-24 in [0, 1), out = low + (high - low)·u
-//   normal:  u1 = ((w0 >> 8) + 1)·2^-24 in (0, 1], u2 = (w1 >> 8)·2^-24,
-//            out = mean + std·sqrt(-2 ln u1)·cos(2π u2)   (Box–Muller, one value per counter)
-// The vector paths run W counters at once (32x32->64 multiplies with vpmuludq); ln and
-// cos(2π·) are polynomials written once for every width. Checked against the Random123
-// known-answer vectors and a float64 Box–Muller over a TypeScript Philox in
-// test/kernels/rng.test.ts.
+// seed. Element j = offset + i (mod 2^64) of a stream is word j & 3 of the block with
+// counter (j >> 2, 0), so every word of every block is used and every element is a pure
+// function of (seed, offset + i): thread count, chunking and vector lane never change a value.
+//   uniform: u = (w >> 8)·2^-24 in [0, 1), out = low + (high - low)·u
+//   normal:  words (0, 1) and (2, 3) of a block are two Box–Muller pairs (a, b):
+//            u1 = ((a >> 8) + 1)·2^-24 in (0, 1], θ = 2π·(b >> 8)·2^-24, r = sqrt(-2 ln u1);
+//            the even element of the pair is mean + std·r·cos θ, the odd one mean + std·r·sin θ.
+// Tasks are fixed runs of whole blocks; the vector paths run W blocks at once (32x32->64
+// multiplies with vpmuludq), transform the four words, and interleave the four W-lane
+// results into 4W consecutive outputs, cutting only the fill's first and last block. ln and sin/cos(2π·) are polynomials written once
+// for every width. Checked against the Random123 known-answer vectors and against a
+// TypeScript Philox (uniform bitwise, float64 Box–Muller) in test/kernels/rng.test.ts.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -25,61 +29,54 @@ namespace {
 
 constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;  // Philox multipliers
 constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;  // Weyl key increments
-constexpr int64_t GRAIN = 1 << 16;                      // elements per task
+constexpr int64_t GRAIN = 1 << 14;  // blocks per task: 2^16 fp32 outputs, amortises a wake-up
 
+// Vectors of W 32-bit lanes (one per block: the block words, floats), and the Philox
+// state: H vectors of W/H 64-bit lanes, one block per lane, of which only the low 32 bits
+// count. vpmuludq multiplies those low words into full 64-bit products, so a round's hi is
+// one shift away and its lo is the product itself (whose high word is never read), with
+// no blends to split and rejoin 32-bit lanes.
 #if defined(GROWLM_ISA_portable)
-constexpr int W = 1;
+constexpr int W = 1, H = 1;
 using Vu = uint32_t;
 using Vi = int32_t;
 using Vf = float;
-inline uint32_t lane(Vu v, int) { return v; }
-inline float lane(Vf v, int) { return v; }
+using Vq = uint64_t;
 inline Vf to_float(Vi v) { return static_cast<float>(v); }
 inline Vi as_signed(Vu v) { return static_cast<int32_t>(v); }
 inline Vf vsqrt(Vf x) { return std::sqrt(x); }
-inline void mulhilo(Vu a, uint32_t m, Vu& hi, Vu& lo) {
-  const uint64_t p = static_cast<uint64_t>(a) * m;
-  hi = static_cast<uint32_t>(p >> 32);
-  lo = static_cast<uint32_t>(p);
-}
-inline Vu iota() { return 0; }
+inline Vq mul32(Vq a, uint32_t m) { return (a & 0xffffffffu) * m; }
+inline Vq iota_q() { return 0; }
+inline Vu pack(const Vq q[H]) { return static_cast<uint32_t>(q[0]); }
 #else
-constexpr int W = GROWLM_VLEN;
+constexpr int W = GROWLM_VLEN, H = 2;
 typedef uint32_t Vu __attribute__((vector_size(W * 4)));
 typedef int32_t Vi __attribute__((vector_size(W * 4)));
 typedef float Vf __attribute__((vector_size(W * 4)));
-inline uint32_t lane(Vu v, int j) { return v[j]; }
-inline float lane(Vf v, int j) { return v[j]; }
+typedef uint64_t Vq __attribute__((vector_size(W * 4)));
 inline Vf to_float(Vi v) { return __builtin_convertvector(v, Vf); }
 inline Vi as_signed(Vu v) { return (Vi)v; }
-inline Vu iota() {
-  Vu v;
-  for (int j = 0; j < W; ++j) v[j] = static_cast<uint32_t>(j);
+inline Vq iota_q() {
+  Vq v;
+  for (int j = 0; j < W / 2; ++j) v[j] = static_cast<uint64_t>(j);
   return v;
 }
 #if defined(GROWLM_ISA_avx512)
-typedef uint64_t Vq __attribute__((vector_size(64)));
-// 32x32 -> 64 products of the even lanes and (shifted down) of the odd lanes, then the
-// low and high halves gathered back into place. The zero-masked multiply and the vector-
-// extension shifts compile to plain vpmuludq / vpsrlq / vpsllq; the unmasked intrinsics
-// trip GCC 12's -Wmaybe-uninitialized on their undefined pass-through operand.
-inline void mulhilo(Vu a, uint32_t m, Vu& hi, Vu& lo) {
-  const __m512i mm = _mm512_set1_epi64(m);
-  const Vq even = (Vq)_mm512_maskz_mul_epu32(0xFF, (__m512i)a, mm);
-  const Vq odd = (Vq)_mm512_maskz_mul_epu32(0xFF, (__m512i)((Vq)a >> 32), mm);
-  lo = (Vu)_mm512_mask_blend_epi32(0xAAAA, (__m512i)even, (__m512i)(odd << 32));
-  hi = (Vu)_mm512_mask_blend_epi32(0xAAAA, (__m512i)(even >> 32), (__m512i)odd);
+// The zero-masked intrinsics compile to plain vpmuludq / vsqrtps; the unmasked ones trip
+// GCC 12's -Wmaybe-uninitialized on their undefined pass-through operand.
+inline Vq mul32(Vq a, uint32_t m) {
+  return (Vq)_mm512_maskz_mul_epu32(0xFF, (__m512i)a, _mm512_set1_epi64(m));
 }
-inline Vf vsqrt(Vf x) { return (Vf)_mm512_maskz_sqrt_ps(0xFFFF, (__m512)x); }  // zero-masked: as above
+inline Vf vsqrt(Vf x) { return (Vf)_mm512_maskz_sqrt_ps(0xFFFF, (__m512)x); }
+// The low words of q[0] then q[1].
+inline Vu pack(const Vq q[H]) {
+  return __builtin_shufflevector((Vu)q[0], (Vu)q[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
 #else
+inline Vq mul32(Vq a, uint32_t m) { return (Vq)_mm256_mul_epu32((__m256i)a, _mm256_set1_epi64x(m)); }
 inline Vf vsqrt(Vf x) { return (Vf)_mm256_sqrt_ps((__m256)x); }
-inline void mulhilo(Vu a, uint32_t m, Vu& hi, Vu& lo) {
-  const __m256i x = (__m256i)a;
-  const __m256i mm = _mm256_set1_epi64x(m);
-  const __m256i even = _mm256_mul_epu32(x, mm);
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), mm);
-  lo = (Vu)_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  hi = (Vu)_mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+inline Vu pack(const Vq q[H]) {
+  return __builtin_shufflevector((Vu)q[0], (Vu)q[1], 0, 2, 4, 6, 8, 10, 12, 14);
 }
 #endif
 #endif
@@ -95,31 +92,39 @@ inline Vf from_bits(Vi i) {
   return f;
 }
 
-// Philox4x32-10 on W counters at once.
-inline void philox(Vu& c0, Vu& c1, Vu& c2, Vu& c3, uint32_t k0, uint32_t k1) {
+// Philox4x32-10 on the H·W/H = W blocks of c[h][0..4) (low words of the lanes), the H
+// independent chains interleaved so their multiplies overlap.
+inline void philox(Vq c[H][4], uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
-    Vu hi0, lo0, hi1, lo1;
-    mulhilo(c0, M0, hi0, lo0);
-    mulhilo(c2, M1, hi1, lo1);
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
+    for (int h = 0; h < H; ++h) {
+      const Vq p0 = mul32(c[h][0], M0), p1 = mul32(c[h][2], M1);
+      c[h][0] = (p1 >> 32) ^ c[h][1] ^ k0;
+      c[h][1] = p1;
+      c[h][2] = (p0 >> 32) ^ c[h][3] ^ k1;
+      c[h][3] = p0;
+    }
     k0 += W0;
     k1 += W1;
   }
 }
 
-// Words 0 and 1 of the blocks for counters base + j, j in [0, W) (64-bit counter with carry).
-inline void words(uint64_t seed, uint64_t base, Vu& w0, Vu& w1) {
-  const uint32_t lo = static_cast<uint32_t>(base);
-  Vu c0 = iota() + lo;
-  // Lanes whose low word wrapped carry into the high word (c0 < lo there).
-  Vu c1 = (Vu{} + static_cast<uint32_t>(base >> 32)) + (c0 < lo ? Vu{} + 1u : Vu{});
-  Vu c2 = Vu{}, c3 = Vu{};
-  philox(c0, c1, c2, c3, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  w0 = c0;
-  w1 = c1;
+// The four words of the blocks base + j, j in [0, W), with base < 2^63: counter (block
+// mod 2^62 as low word and high word, 0, 0), so block 2^62 wraps to block 0 as j = 4·block
+// wraps at 2^64.
+inline void block_words(uint64_t seed, uint64_t base, Vu w[4]) {
+  Vq c[H][4];
+  for (int h = 0; h < H; ++h) {
+    const Vq block = iota_q() + (base + static_cast<uint64_t>(h * W / H));
+    c[h][0] = block;
+    c[h][1] = (block >> 32) & 0x3fffffffu;
+    c[h][2] = c[h][3] = Vq{};
+  }
+  philox(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  for (int m = 0; m < 4; ++m) {
+    Vq q[H];
+    for (int h = 0; h < H; ++h) q[h] = c[h][m];
+    w[m] = pack(q);
+  }
 }
 
 // 24 random bits -> float (exact).
@@ -151,40 +156,93 @@ inline Vf vlog(Vf x) {
   return m + y + fe * 0.693359375f;
 }
 
-// cos(2π u) for u in [0, 1): with a = |u - round(u)| in [0, 1/2] and b = a - 1/4 (both
-// exact), cos(2π a) = -sin(2π b) with |2π b| <= π/2, where the Taylor series of sin to
-// degree 13 is within 1e-9.
-inline Vf cos2pi(Vf u) {
-  Vf a = u >= 0.5f ? u - 1.0f : u;
-  a = a < 0.0f ? -a : a;
-  const Vf b = a - 0.25f;
-  const Vf b2 = b * b;
-  Vf p = Vf{} + 3.8199525848482803f;  // (2π)^13 / 13!
-  p = p * b2 - 15.094642576822986f;   // (2π)^11 / 11!
-  p = p * b2 + 42.058693944897652f;   // (2π)^9 / 9!
-  p = p * b2 - 76.705859753061360f;   // (2π)^7 / 7!
-  p = p * b2 + 81.605249276075040f;   // (2π)^5 / 5!
-  p = p * b2 - 41.341702240399760f;   // (2π)^3 / 3!
-  p = p * b2 + 6.2831853071795865f;   // 2π
-  return -(b * p);
+// cos θ and sin θ for θ = 2π·(w >> 8)·2^-24. Exact integer reduction of the 24-bit
+// k = w >> 8 to the nearest quarter turn: k = q·2^22 + f·2^24 with q in {0..3} and
+// f in [-1/8, 1/8), so θ = q·π/2 + 2πf with |2πf| <= π/4, where the Taylor series of sin
+// (to degree 9) and cos (to degree 10) are within 3e-9. The quadrant then swaps the pair
+// and flips signs: (cos, sin)(qπ/2 + φ) = (c, s), (-s, c), (-c, -s), (s, -c).
+inline void sincos2pi(Vu w, Vf& cos_out, Vf& sin_out) {
+  const Vu k = (w >> 8) + (1u << 21);
+  const Vu q = (k >> 22) & 3u;
+  const Vf f = to_float(as_signed(k & 0x3fffffu) - (1 << 21)) * 0x1p-24f;
+  const Vf f2 = f * f;
+  Vf s = Vf{} + 42.058693944897634f;  // (2π)^9 / 9!
+  s = s * f2 - 76.705859753061360f;   // (2π)^7 / 7!
+  s = s * f2 + 81.605249276075040f;   // (2π)^5 / 5!
+  s = s * f2 - 41.341702240399755f;   // (2π)^3 / 3!
+  s = s * f2 + 6.2831853071795865f;   // 2π
+  s = s * f;
+  Vf c = Vf{} - 26.426256783374388f;  // (2π)^10 / 10!
+  c = c * f2 + 60.244641371876640f;   // (2π)^8 / 8!
+  c = c * f2 - 85.456817206693710f;   // (2π)^6 / 6!
+  c = c * f2 + 64.939394022668280f;   // (2π)^4 / 4!
+  c = c * f2 - 19.739208802178716f;   // (2π)^2 / 2!
+  c = c * f2 + 1.0f;
+  const auto odd = as_signed(q & 1u) != 0;
+  const Vi cos_sign = as_signed(((q + 1u) & 2u) << 30);  // quadrants 1 and 2
+  const Vi sin_sign = as_signed((q & 2u) << 30);         // quadrants 2 and 3
+  cos_out = from_bits(bits(odd ? s : c) ^ cos_sign);
+  sin_out = from_bits(bits(odd ? c : s) ^ sin_sign);
 }
 
-// Fills out[0..n) with f(w0, w1) for counters offset + 0 .. offset + n.
+// v[0..4) = the 4W floats z[0][0], z[1][0], z[2][0], z[3][0], z[0][1], ...: word m of
+// block j is element 4j + m. Zip z[0] with z[1] and z[2] with z[3] (float pairs), then zip
+// those pairs as 64-bit units. (__builtin_shufflevector rather than intrinsics: GCC 12
+// warns on the unmasked AVX-512 shuffles' undefined pass-through operand.)
+inline void interleave(const Vf z[4], Vf v[4]) {
+#if defined(GROWLM_ISA_avx512)
+  typedef uint64_t V2 __attribute__((vector_size(64)));
+  const Vf a = __builtin_shufflevector(z[0], z[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const Vf b = __builtin_shufflevector(z[0], z[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const Vf c = __builtin_shufflevector(z[2], z[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const Vf d = __builtin_shufflevector(z[2], z[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  v[0] = (Vf)__builtin_shufflevector((V2)a, (V2)c, 0, 8, 1, 9, 2, 10, 3, 11);
+  v[1] = (Vf)__builtin_shufflevector((V2)a, (V2)c, 4, 12, 5, 13, 6, 14, 7, 15);
+  v[2] = (Vf)__builtin_shufflevector((V2)b, (V2)d, 0, 8, 1, 9, 2, 10, 3, 11);
+  v[3] = (Vf)__builtin_shufflevector((V2)b, (V2)d, 4, 12, 5, 13, 6, 14, 7, 15);
+#elif defined(GROWLM_ISA_avx2)
+  typedef uint64_t V2 __attribute__((vector_size(32)));
+  const Vf a = __builtin_shufflevector(z[0], z[1], 0, 8, 1, 9, 2, 10, 3, 11);
+  const Vf b = __builtin_shufflevector(z[0], z[1], 4, 12, 5, 13, 6, 14, 7, 15);
+  const Vf c = __builtin_shufflevector(z[2], z[3], 0, 8, 1, 9, 2, 10, 3, 11);
+  const Vf d = __builtin_shufflevector(z[2], z[3], 4, 12, 5, 13, 6, 14, 7, 15);
+  v[0] = (Vf)__builtin_shufflevector((V2)a, (V2)c, 0, 4, 1, 5);
+  v[1] = (Vf)__builtin_shufflevector((V2)a, (V2)c, 2, 6, 3, 7);
+  v[2] = (Vf)__builtin_shufflevector((V2)b, (V2)d, 0, 4, 1, 5);
+  v[3] = (Vf)__builtin_shufflevector((V2)b, (V2)d, 2, 6, 3, 7);
+#else
+  for (int m = 0; m < 4; ++m) v[m] = z[m];  // W = 1: already in order
+#endif
+}
+
+// Fills out[0..n) with the elements offset .. offset + n - 1 of the stream whose block
+// words w[0..4) map to values z[0..4) by f(w, z). Tasks are fixed runs of GRAIN blocks
+// of the span (the first and last blocks may be cut by offset and n).
 template <class F>
 void fill(float* out, int64_t n, uint64_t seed, uint64_t offset, const Context& ctx, F&& f) {
-  parallel_for(ctx, n, GRAIN, [&](int64_t lo, int64_t hi) {
-    int64_t i = lo;
-    for (; i + W <= hi; i += W) {
-      Vu w0, w1;
-      words(seed, offset + static_cast<uint64_t>(i), w0, w1);
-      const Vf r = f(w0, w1);
-      std::memcpy(out + i, &r, sizeof r);
-    }
-    if (i < hi) {
-      Vu w0, w1;
-      words(seed, offset + static_cast<uint64_t>(i), w0, w1);
-      const Vf r = f(w0, w1);
-      std::memcpy(out + i, &r, static_cast<size_t>(hi - i) * sizeof(float));
+  if (n <= 0) return;
+  const int64_t head = static_cast<int64_t>(offset & 3);  // element 0 is word `head`
+  const uint64_t first = offset >> 2;                      // of block `first`
+  const int64_t blocks = (head + n + 3) >> 2;
+  parallel_for(ctx, blocks, GRAIN, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b += W) {
+      Vu w[4];
+      block_words(seed, first + static_cast<uint64_t>(b), w);
+      Vf z[4], v[4];
+      f(w, z);
+      interleave(z, v);
+      // v holds elements [begin, begin + 4W); keep those of this task and of the fill.
+      const int64_t begin = 4 * b - head;
+      const int64_t keep_lo = std::max<int64_t>(begin, 0);
+      const int64_t keep_hi = std::min<int64_t>(begin + 4 * std::min<int64_t>(W, hi - b), n);
+      if (keep_lo == begin && keep_hi == begin + 4 * W) {
+        std::memcpy(out + begin, v, sizeof v);
+      } else {
+        float buffer[4 * W];
+        std::memcpy(buffer, v, sizeof v);
+        std::memcpy(out + keep_lo, buffer + (keep_lo - begin),
+                    static_cast<size_t>(keep_hi - keep_lo) * sizeof(float));
+      }
     }
   });
 }
@@ -194,28 +252,38 @@ void fill(float* out, int64_t n, uint64_t seed, uint64_t offset, const Context& 
 void rng_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, float low, float high,
                  const Context& ctx) {
   const float scale = static_cast<float>(static_cast<double>(high) - static_cast<double>(low));
-  fill(out, n, seed, offset, ctx, [=](Vu w0, Vu) {
-    return low + scale * (top24(w0) * 0x1p-24f);
+  fill(out, n, seed, offset, ctx, [=](const Vu w[4], Vf z[4]) {
+    for (int m = 0; m < 4; ++m) z[m] = low + scale * (top24(w[m]) * 0x1p-24f);
   });
 }
 
 void rng_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float std,
                 const Context& ctx) {
-  fill(out, n, seed, offset, ctx, [=](Vu w0, Vu w1) {
-    const Vf u1 = (top24(w0) + 1.0f) * 0x1p-24f;
-    const Vf u2 = top24(w1) * 0x1p-24f;
-    return mean + std * (vsqrt(-2.0f * vlog(u1)) * cos2pi(u2));
+  fill(out, n, seed, offset, ctx, [=](const Vu w[4], Vf z[4]) {
+    for (int p = 0; p < 4; p += 2) {
+      const Vf u1 = (top24(w[p]) + 1.0f) * 0x1p-24f;
+      const Vf r = vsqrt(-2.0f * vlog(u1));
+      Vf c, s;
+      sincos2pi(w[p + 1], c, s);
+      z[p] = mean + std * (r * c);
+      z[p + 1] = mean + std * (r * s);
+    }
   });
 }
 
 void philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2],
                    const Context&) {
-  Vu c0 = Vu{} + counter[0], c1 = Vu{} + counter[1], c2 = Vu{} + counter[2], c3 = Vu{} + counter[3];
-  philox(c0, c1, c2, c3, key[0], key[1]);
-  out[0] = lane(c0, 0);
-  out[1] = lane(c1, 0);
-  out[2] = lane(c2, 0);
-  out[3] = lane(c3, 0);
+  Vq c[H][4];
+  for (int h = 0; h < H; ++h) {
+    for (int m = 0; m < 4; ++m) c[h][m] = Vq{} + counter[m];
+  }
+  philox(c, key[0], key[1]);
+  for (int m = 0; m < 4; ++m) {
+    Vq q[H];
+    for (int h = 0; h < H; ++h) q[h] = c[h][m];
+    const Vu words = pack(q);
+    std::memcpy(&out[m], &words, sizeof out[m]);  // lane 0
+  }
 }
 
 }  // namespace growlm::cpu::GROWLM_ISA_NS

@@ -1,13 +1,20 @@
-// Counter-based random numbers (Philox4x32-10, Salmon et al. 2011). Element i of a fill
-// with (seed, offset) is a pure function of (seed, offset + i): the same bits for any
-// thread count, and any slice of a stream can be regenerated on its own. Key = seed (low
-// word first); counter = (offset + i mod 2^64 as two words, low first, 0, 0).
-//   uniform: low + (high - low)·u, u = (w0 >> 8)·2^-24 in [0, 1) (24 random bits; the
-//            rounded result can reach high);
-//   normal:  Box–Muller on two words of the same counter, u1 = ((w0 >> 8) + 1)·2^-24 in
-//            (0, 1], u2 = (w1 >> 8)·2^-24: mean + std·sqrt(-2 ln u1)·cos(2π u2).
+// Counter-based random numbers (Philox4x32-10, Salmon et al. 2011). A fill of n elements
+// with (seed, offset) writes elements j = offset + i (mod 2^64), i in [0, n), of the stream
+// of `seed`, and element j is a pure function of (seed, j): the same bits for any thread
+// count, and any slice of a stream, even one starting or ending inside a block, is bitwise
+// the corresponding part of a longer fill. The stream, which every backend reproduces:
+//   key     = (seed mod 2^32, seed >> 32)
+//   block   = j >> 2 (< 2^62); counter = (block mod 2^32, block >> 32, 0, 0)
+//   w[0..4) = Philox4x32-10(counter, key), in Random123's word order
+//   uniform: u = (w[j & 3] >> 8)·2^-24 in [0, 1) (24 random bits); element j = low + s·u
+//            in float32, s = high - low rounded to float32 (the rounded result can reach high);
+//   normal:  words (0, 1) and (2, 3) are two Box–Muller pairs; element j uses pair
+//            p = (j & 3) >> 1, a = w[2p], b = w[2p + 1]: u1 = ((a >> 8) + 1)·2^-24 in (0, 1],
+//            θ = 2π·(b >> 8)·2^-24, r = sqrt(-2 ln u1), and element j = mean + std·(r·cos θ)
+//            for even j, mean + std·(r·sin θ) for odd j.
+// Every word of every block is used: four uniforms, or two pairs of normals, per block.
 // The Philox words are the same on every code path; the float transforms may differ in
-// the last bits between code paths (FMA contraction, polynomial ln and cos).
+// the last bits between code paths (FMA contraction, polynomial ln, sin and cos).
 #pragma once
 #include <cstdint>
 
