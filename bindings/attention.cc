@@ -82,23 +82,11 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionExp2(out, x, n)
-Napi::Value AttentionExp2(const Napi::CallbackInfo& info) {
-  Args args(info, "attentionExp2", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  float* out = args.f32(0, "out", n, what);
-  const float* x = args.f32(1, "x", n, what);
-  attention_exp2(out, x, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitAttention(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "attentionForward", AttentionForward);
   bind(env, exports, "attentionBackward", AttentionBackward);
-  bind(env, exports, "attentionExp2", AttentionExp2);
 }
 
 }  // namespace growlm::bindings

@@ -62,6 +62,28 @@ Napi::Value Bf16ToF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// expF32(out, inp, n)
+Napi::Value ExpF32(const Napi::CallbackInfo& info) {
+  Args args(info, "expF32", 3);
+  const int64_t n = args.size(2, "n", 0);
+  const std::string what = shape("n", {n});
+  float* out = args.f32(0, "out", n, what);
+  const float* inp = args.f32(1, "inp", n, what);
+  exp_f32(out, inp, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// exp2F32(out, inp, n)
+Napi::Value Exp2F32(const Napi::CallbackInfo& info) {
+  Args args(info, "exp2F32", 3);
+  const int64_t n = args.size(2, "n", 0);
+  const std::string what = shape("n", {n});
+  float* out = args.f32(0, "out", n, what);
+  const float* inp = args.f32(1, "inp", n, what);
+  exp2_f32(out, inp, n, context(info.Env()));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitElementwise(Napi::Env env, Napi::Object exports) {
@@ -70,6 +92,8 @@ void InitElementwise(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "scale", Scale);
   bind(env, exports, "f32ToBf16", F32ToBf16);
   bind(env, exports, "bf16ToF32", Bf16ToF32);
+  bind(env, exports, "expF32", ExpF32);
+  bind(env, exports, "exp2F32", Exp2F32);
 }
 
 }  // namespace growlm::bindings

@@ -33,23 +33,11 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// expF32(out, inp, n)
-Napi::Value ExpF32(const Napi::CallbackInfo& info) {
-  Args args(info, "expF32", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  float* out = args.f32(0, "out", n, what);
-  const float* inp = args.f32(1, "inp", n, what);
-  exp_f32(out, inp, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitSwiglu(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "swigluForward", SwigluForward);
   bind(env, exports, "swigluBackward", SwigluBackward);
-  bind(env, exports, "expF32", ExpF32);
 }
 
 }  // namespace growlm::bindings

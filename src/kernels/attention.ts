@@ -45,7 +45,6 @@ export interface AttentionBinding {
     D: number,
     scale: number,
   ): void;
-  attentionExp2(out: Float32Array, x: Float32Array, n: number): void;
 }
 
 /** The sizes of one attention call, read from q `[B, T, H, D]` and k `[B, T, Hkv, D]`. */
@@ -212,18 +211,4 @@ export function attentionBackward(
     scale,
   );
   return { dq: dq as Tensor<"float32">, dk: dk as Tensor<"float32">, dv: dv as Tensor<"float32"> };
-}
-
-/**
- * 2^x elementwise with the vectorised exponential of the attention softmax (relative error
- * about 1 ulp; below 2^-126 the non-AVX-512 code paths flush to 0). Any shape, float32.
- */
-export function attentionExp2(x: Tensor, out?: Tensor): Tensor<"float32"> {
-  const op = "attentionExp2";
-  const names = x.shape.map((_, i) => `d${i}`).join(", ");
-  expectShape(op, "x", x, "float32", names, x.shape);
-  const result = out ?? Tensor.empty(x.shape);
-  expectShape(op, "out", result, "float32", names, x.shape);
-  binding.attentionExp2(result.data as Float32Array, x.data as Float32Array, x.numel);
-  return result as Tensor<"float32">;
 }

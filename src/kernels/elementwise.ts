@@ -1,5 +1,6 @@
 /**
- * Elementwise kernels: residual add, copy, scale and fp32 <-> bf16 conversion.
+ * Elementwise kernels: residual add, copy, scale, fp32 <-> bf16 conversion, and e^x, 2^x
+ * with the vectorised exponentials the other kernels use (SwiGLU, cross-entropy, attention).
  * Shapes must match exactly; outputs may be passed in (`out`) or are allocated.
  */
 import { binding } from "../native.js";
@@ -12,6 +13,8 @@ export interface ElementwiseBinding {
   scale(x: Float32Array, s: number, n: number): void;
   f32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
   bf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
+  expF32(out: Float32Array, inp: Float32Array, n: number): void;
+  exp2F32(out: Float32Array, inp: Float32Array, n: number): void;
 }
 
 function names(shape: readonly number[]): string {
@@ -62,5 +65,34 @@ export function toFloat32(src: Tensor, out?: Tensor): Tensor<"float32"> {
   const result = out ?? Tensor.empty(src.shape);
   expectShape(op, "out", result, "float32", names(src.shape), src.shape);
   binding.bf16ToF32(result.data as Float32Array, src.data as Uint16Array, src.numel);
+  return result as Tensor<"float32">;
+}
+
+/**
+ * e^x elementwise (float32, any shape) within 1 ulp; results below 2^-126 within one step
+ * of 2^-149. +Infinity where e^x rounds above the largest float32 (x > 88.72283), +0 where
+ * it rounds to 0 (x < -103.972), NaN kept.
+ * @param out optional output, the shape of x; may be x itself
+ */
+export function exp(x: Tensor, out?: Tensor): Tensor<"float32"> {
+  const op = "exp";
+  expectShape(op, "x", x, "float32", names(x.shape), x.shape);
+  const result = out ?? Tensor.empty(x.shape);
+  expectShape(op, "out", result, "float32", names(x.shape), x.shape);
+  binding.expF32(result.data as Float32Array, x.data as Float32Array, x.numel);
+  return result as Tensor<"float32">;
+}
+
+/**
+ * 2^x elementwise (float32, any shape) within 1 ulp; results below 2^-126 within one step
+ * of 2^-149. +Infinity from x = 128 on, +0 from x = -150 down, NaN kept.
+ * @param out optional output, the shape of x; may be x itself
+ */
+export function exp2(x: Tensor, out?: Tensor): Tensor<"float32"> {
+  const op = "exp2";
+  expectShape(op, "x", x, "float32", names(x.shape), x.shape);
+  const result = out ?? Tensor.empty(x.shape);
+  expectShape(op, "out", result, "float32", names(x.shape), x.shape);
+  binding.exp2F32(result.data as Float32Array, x.data as Float32Array, x.numel);
   return result as Tensor<"float32">;
 }

@@ -10,7 +10,6 @@ import { expectShape } from "./check.js";
 export interface SwigluBinding {
   swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   swigluBackward(dgate: Float32Array, dup: Float32Array, dout: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  expF32(out: Float32Array, inp: Float32Array, n: number): void;
 }
 
 function names(shape: readonly number[]): string {
@@ -69,19 +68,4 @@ export function swigluBackward(
     gate.numel,
   );
   return { dgate: g as Tensor<"float32">, dup: u as Tensor<"float32"> };
-}
-
-/**
- * e^x elementwise with SwiGLU's vectorised exponential (about 1 ulp in the normal range,
- * +Infinity above ~88.72, 0 below ~-103.97, NaN kept).
- * @param x any float32 shape
- * @param out optional output, the shape of x; may be x itself
- */
-export function exp(x: Tensor, out?: Tensor): Tensor<"float32"> {
-  const op = "exp";
-  same(op, "x", x, x.shape);
-  const result = out ?? Tensor.empty(x.shape);
-  same(op, "out", result, x.shape);
-  binding.expF32(result.data as Float32Array, x.data as Float32Array, x.numel);
-  return result as Tensor<"float32">;
 }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 
-import { attentionBackward, attentionExp2, attentionForward } from "../../src/kernels/attention.js";
+import { attentionBackward, attentionForward } from "../../src/kernels/attention.js";
 import { binding } from "../../src/native.js";
 import { Tensor } from "../../src/tensor.js";
 import { ISAS, withSettings } from "../helpers/native.js";
-import { dot, expectBitwiseEqual, expectClose, f64, finiteDifferences, randomF32, relError } from "../helpers/reference.js";
+import { dot, expectBitwiseEqual, expectClose, f64, finiteDifferences, randomF32 } from "../helpers/reference.js";
 
 const U = 2 ** -24; // fp32 unit roundoff
 // Forward: fp32 dot products of length D (scores) and sums of length T (P·V, row sums),
@@ -15,9 +15,6 @@ const bwdRtol = (d: Dims): number => (d.D + d.T * (1 + d.H / d.Hkv) + 4) * U;
 // Float64 analytic backward against float64 central differences (h = 1e-5): O(h²)
 // truncation and ~1e-16/h rounding.
 const FD_RTOL = 1e-7;
-// exp2: degree-6 polynomial (3.9e-9 relative) plus the rounding of its Horner steps;
-// without FMA (portable) the last step rounds twice.
-const EXP2_MAX_ULP = 1.5;
 
 interface Dims {
   B: number;
@@ -253,49 +250,6 @@ describe("attention determinism", () => {
     const g2 = attentionBackward(c.dout, c.q, c.k, c.v, fresh.out, fresh.lse, { dk });
     expect(g2.dk).toBe(dk);
     expectBitwiseEqual(g2.dk.data, g1.dk.data, "dk overwritten, not accumulated");
-  });
-});
-
-// Exact 2^x as the nearest double, and the distance to it in units of the fp32 ulp there.
-function ulpError(actual: number, x: number): number {
-  const exact = 2 ** x;
-  const ulp = 2 ** (Math.floor(Math.log2(exact)) - 23);
-  return Math.abs(actual - exact) / ulp;
-}
-
-describe.each(ISAS)("attentionExp2 (%s)", (isa) => {
-  it(`is within ${EXP2_MAX_ULP} ulp of 2^x on [-126, 128)`, () => {
-    const n = 200_003;
-    const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) x[i] = -126 + (254 * i) / n;
-    // The reduced argument's whole range, finely: the polynomial's worst points.
-    const fine = randomF32(50_000, 21, -2, 2);
-    const all = Tensor.from([...x, ...fine, 0, -0, 0.5, -0.5, 127.99, -125.5]);
-    const y = withSettings(isa, 2, () => attentionExp2(all));
-    let worst = 0;
-    let at = 0;
-    for (let i = 0; i < all.numel; i++) {
-      const e = ulpError(y.data[i]!, all.data[i]!);
-      if (e > worst) {
-        worst = e;
-        at = all.data[i]!;
-      }
-    }
-    expect(worst, `max ulp error ${worst} at x = ${at}`).toBeLessThanOrEqual(EXP2_MAX_ULP);
-    expect(y.data[all.numel - 6]).toBe(1);
-  });
-
-  it("handles infinities, NaN, overflow and underflow", () => {
-    const y = withSettings(isa, 1, () => attentionExp2(Tensor.from([-Infinity, Infinity, NaN, 128, 200, -151, -1000, 1])));
-    expect(Array.from(y.data.subarray(0, 2))).toEqual([0, Infinity]);
-    expect(Number.isNaN(y.data[2])).toBe(true);
-    expect(Array.from(y.data.subarray(3))).toEqual([Infinity, Infinity, 0, 0, 2]);
-    // Between 2^-149 and 2^-126: correctly scaled subnormals or (below AVX-512) zero.
-    const sub = withSettings(isa, 1, () => attentionExp2(Tensor.from([-130, -140])));
-    for (const [i, xv] of [-130, -140].entries()) {
-      const got = sub.data[i]!;
-      expect(got === 0 || relError([got], [2 ** xv]) < 1e-3, `2^${xv} = ${got}`).toBe(true);
-    }
   });
 });
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 
 import { binding } from "../../src/native.js";
-import { exp, swigluBackward, swigluForward } from "../../src/kernels/swiglu.js";
+import { swigluBackward, swigluForward } from "../../src/kernels/swiglu.js";
 import { Tensor } from "../../src/tensor.js";
-import { BASE_SEED, dot, expectBitwiseEqual, expectClose, f64, finiteDifferences, randomF32 } from "../helpers/reference.js";
+import { dot, expectBitwiseEqual, expectClose, f64, finiteDifferences, randomF32 } from "../helpers/reference.js";
 import { ISAS, withSettings } from "../helpers/native.js";
 
 // e^x (about 1 ulp), 1 + e^x, a division and a product: a few fp32 roundings.
@@ -12,9 +12,6 @@ const FORWARD_RTOL = 2 ** -21;
 const BACKWARD_RTOL = 2 ** -20;
 // Float64 analytic gradients vs float64 central differences (h = 1e-5): O(h²) truncation.
 const FD_RTOL = 1e-8;
-// An exhaustive check of every fp32 input in [-104, 89] gave at most 1.01 ulp (AVX-512
-// with FMA) and 0.99 ulp (portable), and 0.75 of a step for subnormal results.
-const EXP_MAX_ULP = 1.5;
 const SIZES = [1, 3, 17, 127, 257, 100_003];
 
 const sigmoid = (g: number) => 1 / (1 + Math.exp(-g));
@@ -30,13 +27,6 @@ function backward64(d: Float64Array, g: Float64Array, u: Float64Array): { dgate:
   });
   const dup = Float64Array.from(g, (x, i) => d[i]! * x * sigmoid(x));
   return { dgate, dup };
-}
-
-/** The distance from the float64 value in units in the last place of its fp32 rounding. */
-function ulps(actual: number, exact: number): number {
-  const rounded = Math.fround(exact);
-  const ulp = 2 ** (Math.floor(Math.log2(Math.abs(rounded))) - 23);
-  return Math.abs(actual - exact) / ulp;
 }
 
 describe.each(ISAS)("swiglu (%s)", (isa) => {
@@ -93,39 +83,6 @@ describe.each(ISAS)("swiglu (%s)", (isa) => {
     });
   });
 
-  it("exp is within 1.5 ulp of Math.exp from -87 to 88.7, and right at the edges", () => {
-    const n = 1_000_001;
-    const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) x[i] = Math.fround(-87.3 + (176 * i) / (n - 1));
-    const y = withSettings(isa, 2, () => exp(Tensor.from(x)));
-    let worst = 0;
-    let at = 0;
-    for (let i = 0; i < n; i++) {
-      const e = Math.exp(x[i]!);
-      if (Math.fround(e) < 2 ** -126 || Math.fround(e) === Infinity) continue;
-      const u = ulps(y.data[i]!, e);
-      if (u > worst) [worst, at] = [u, x[i]!];
-    }
-    expect(worst, `worst ${worst} ulp at x = ${at} (seed ${BASE_SEED})`).toBeLessThanOrEqual(EXP_MAX_ULP);
-
-    const special = [0, -0, 1, -1, NaN, Infinity, -Infinity, 88.72283, 88.7229, 89, 1000, -87.5, -100, -103.9, -104, -1000];
-    const s = withSettings(isa, 1, () => exp(Tensor.from(special)));
-    expect(s.data[0]).toBe(1);
-    expect(s.data[1]).toBe(1);
-    expect(ulps(s.data[2]!, Math.E)).toBeLessThanOrEqual(EXP_MAX_ULP);
-    expect(Number.isNaN(s.data[4])).toBe(true);
-    expect(s.data[5]).toBe(Infinity);
-    expect(s.data[6]).toBe(0);
-    expect(Number.isFinite(s.data[7])).toBe(true); // the largest fp32 input with a finite e^x
-    expect(s.data.slice(8, 11)).toEqual(Float32Array.from([Infinity, Infinity, Infinity]));
-    // Subnormal results: within one subnormal step (2^-149) of the exact value.
-    for (let i = 11; i < 14; i++) {
-      expect(Math.abs(s.data[i]! - Math.exp(Math.fround(special[i]!)))).toBeLessThanOrEqual(2 ** -149);
-    }
-    expect(s.data[14]).toBe(0);
-    expect(s.data[15]).toBe(0);
-  });
-
   it("is bitwise the same for 1 and 2 threads, on rerun and wherever an element sits", () => {
     const n = 300_007;
     const g = Tensor.from(randomF32(n, 5, -10, 10));
@@ -160,7 +117,6 @@ describe("swiglu errors", () => {
     expect(() => swigluForward(g, g, Tensor.zeros([48]))).toThrow(/swigluForward: expected "out"/);
     expect(() => swigluBackward(Tensor.zeros([2, 3, 9]), g, g)).toThrow(/swigluBackward: expected "dout"/);
     expect(() => swigluBackward(g, g, g, undefined, Tensor.zeros([1]))).toThrow(/swigluBackward: expected "dup"/);
-    expect(() => exp(Tensor.zeros([3], "bfloat16"))).toThrow(TypeError);
   });
 
   it("the binding re-checks lengths", () => {
@@ -169,6 +125,5 @@ describe("swiglu errors", () => {
       /swigluForward: expected Float32Array of length 4 \(\[n\] = \[4\]\) for "up" but received length 3/,
     );
     expect(() => binding.swigluBackward(a, a, a, a, a, -1)).toThrow(RangeError);
-    expect(() => binding.expF32(a, new Int32Array(4) as unknown as Float32Array, 4)).toThrow(TypeError);
   });
 });

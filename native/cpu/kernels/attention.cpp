@@ -3,7 +3,7 @@
 // into blocks of BLK rows; a query block visits key blocks 0..i with an online softmax
 // (blocks above the diagonal are skipped, the diagonal block is masked), so only
 // BLK×BLK scores exist at a time. The softmax runs in base 2: queries are pre-scaled by
-// scale·log2(e) and exp2 is a vectorised polynomial (exp2v, accurate to ~1 ulp).
+// scale·log2(e) and 2^x is vmath.h's vexp2 (within 1 ulp).
 // The backward recomputes the probabilities from q, k and lse; dS = P ∘ (dP − rowsum(dO ∘ O)).
 // Checked against float64 references (forward, analytic backward, finite differences)
 // in test/kernels/attention.test.ts.
@@ -35,32 +35,17 @@
 #include "growlm/attention.h"
 #include "growlm/threads.h"
 #include "isa.h"
-
-#if defined(GROWLM_ISA_avx512) || defined(GROWLM_ISA_avx2)
-#include <immintrin.h>
-#endif
+#include "vmath.h"
 
 namespace growlm::cpu::GROWLM_ISA_NS {
 
 namespace {
 
 constexpr int VL = GROWLM_VLEN;
-typedef float vec __attribute__((vector_size(VL * 4)));
 typedef float uvec __attribute__((vector_size(VL * 4), aligned(4), may_alias));
-typedef uint32_t uivec __attribute__((vector_size(VL * 4)));
-typedef int32_t ivec __attribute__((vector_size(VL * 4)));
 
-inline vec load(const float* p) { return *reinterpret_cast<const uvec*>(p); }
-inline void store(float* p, vec v) { *reinterpret_cast<uvec*>(p) = v; }
-// A broadcast. (vec{} + x would cost a scalar add: 0 + x is not x for x = -0; x − 0 is.)
-#if defined(GROWLM_ISA_avx512)
-inline vec splat(float x) { return (vec)_mm512_set1_ps(x); }
-#elif defined(GROWLM_ISA_avx2)
-inline vec splat(float x) { return (vec)_mm256_set1_ps(x); }
-#else
-inline vec splat(float x) { return x - vec{}; }
-#endif
-inline vec vmax(vec a, vec b) { return a > b ? a : b; }
+inline vf load(const float* p) { return *reinterpret_cast<const uvec*>(p); }
+inline void store(float* p, vf v) { *reinterpret_cast<uvec*>(p) = v; }
 
 // Query and key block size (Br = Bc, so a diagonal block starts at the same position
 // for queries and keys). 64 rows × D = 64 keeps one block of every operand in L2 and the
@@ -77,58 +62,17 @@ constexpr int KC = 6, RV = 2, RT = 6, DV = 2;
 
 constexpr double LOG2E = 1.4426950408889634074;
 constexpr double LN2 = 0.6931471805599453094;
-// Masked scores and the initial running max: finite, so exp2 needs no infinity handling,
-// and 2^(MASKED − max) is 0 for any max a real score can have.
+// Masked scores and the initial running max: finite, so a difference of two of them is
+// never -inf − (-inf) = NaN, and 2^(MASKED − max) is 0 for any max a real score can have.
 constexpr float MASKED = -std::numeric_limits<float>::max();
-
-// 2^x for every lane, relative error ~1 ulp (tested in attention.test.ts). x = n + r with
-// n = round(x) and r = x − n in [-1/2, 1/2] exactly (the 1.5·2^23 trick rounds to
-// nearest); 2^r is a degree-6 minimax polynomial (relative error 3.9e-9 before rounding,
-// coefficients from a Remez fit with p(0) = 1); 2^n goes into the exponent.
-// AVX-512 scales with vscalefps, which gives subnormals and overflow exactly; elsewhere n
-// is added to the exponent bits, results below 2^-126 are flushed to 0 and x ≥ 128 gives
-// +inf. NaN stays NaN, -inf gives 0. With INFINITIES = false the caller promises no ±inf
-// (finite or NaN x), which lets AVX-512 skip its clamps: vscalefps already turns huge
-// finite n into 0 or inf.
-template <bool INFINITIES = true>
-inline vec exp2v(vec x) {
-  const vec magic = splat(12582912.0f);  // 1.5·2^23
-#if defined(GROWLM_ISA_avx512)
-  if constexpr (INFINITIES) {
-    // Comparisons with NaN are false: NaN survives the clamp.
-    x = x < splat(-151.0f) ? splat(-151.0f) : x;
-    x = x > splat(129.0f) ? splat(129.0f) : x;
-  }
-#endif
-  const vec t = x + magic;
-  const vec n = t - magic;
-  const vec r = x - n;
-  vec p = splat(1.546973198e-4f);
-  p = p * r + 1.341000097e-3f;
-  p = p * r + 9.618030783e-3f;
-  p = p * r + 5.550297314e-2f;
-  p = p * r + 2.402265108e-1f;
-  p = p * r + 6.931472254e-1f;
-  p = p * r + 1.0f;
-#if defined(GROWLM_ISA_avx512)
-  // (The masked form with a full mask: GCC 12 warns on the unmasked intrinsic's header.)
-  return (vec)_mm512_mask_scalef_ps((__m512)p, static_cast<__mmask16>(0xffff), (__m512)p, (__m512)n);
-#else
-  // The low bits of t hold n in two's complement; << 23 moves them into the exponent.
-  vec y = (vec)((uivec)p + ((uivec)t << 23));
-  y = x < splat(-126.0f) ? vec{} : y;
-  y = x >= splat(128.0f) ? splat(std::numeric_limits<float>::infinity()) : y;
-  return x != x ? x : y;
-#endif
-}
 
 // ---------------------------------------------------------------------------------------
 // Block products. All blocks are BLK×BLK; "diag" marks a diagonal block, whose entries
 // with key c > query r are masked: tiles entirely above the diagonal are skipped.
 
 // Row indices rs..rs+VL−1 of a query vector, for the diagonal mask (key c > query r).
-inline vec row_index(int rs) {
-  vec r;
+inline vf row_index(int rs) {
+  vf r;
   for (int i = 0; i < VL; ++i) r[i] = static_cast<float>(rs + i);
   return r;
 }
@@ -139,25 +83,25 @@ inline vec row_index(int rs) {
 template <int KT, int VT, bool MAX>
 void scores_tile(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, int c0, int v0,
                  bool diag, float* mx) {
-  vec acc[KT][VT];
+  vf acc[KT][VT];
   const float* arow[KT];
   for (int k = 0; k < KT; ++k) {
     arow[k] = a + (c0 + k) * lda;
-    for (int u = 0; u < VT; ++u) acc[k][u] = vec{};
+    for (int u = 0; u < VT; ++u) acc[k][u] = vf{};
   }
   const float* b = bT + v0 * VL;
   for (int64_t d = 0; d < D; ++d, b += BLK) {
-    vec bv[VT];
+    vf bv[VT];
     for (int u = 0; u < VT; ++u) bv[u] = load(b + u * VL);
     for (int k = 0; k < KT; ++k) {
-      const vec ak = splat(arow[k][d]);
+      const vf ak = splat(arow[k][d]);
       for (int u = 0; u < VT; ++u) acc[k][u] += ak * bv[u];
     }
   }
   if constexpr (MAX) {
     for (int u = 0; u < VT; ++u) {
       const int rs = (v0 + u) * VL;
-      vec m = load(mx + rs);
+      vf m = load(mx + rs);
       for (int k = 0; k < KT; ++k) {
         if (diag && c0 + k > rs) {
           acc[k][u] = splat(static_cast<float>(c0 + k)) > row_index(rs) ? splat(MASKED) : acc[k][u];
@@ -209,7 +153,7 @@ void scores(float* sT, const float* a, int64_t lda, const float* bT, int64_t D, 
 template <int MT, int DT, int SM, int SK, bool SCALE>
 void product_tile(float* out, int64_t ldo, const float* a, const float* b, int64_t ldb, int kb,
                   int ke, int m0, int dv0, const float* alpha) {
-  vec acc[MT][DT];
+  vf acc[MT][DT];
   for (int t = 0; t < MT; ++t) {
     for (int u = 0; u < DT; ++u) {
       acc[t][u] = load(out + (m0 + t) * ldo + (dv0 + u) * VL);
@@ -219,10 +163,10 @@ void product_tile(float* out, int64_t ldo, const float* a, const float* b, int64
   const float* ap = a + m0 * SM;
   const float* bp = b + dv0 * VL;
   for (int k = kb; k < ke; ++k) {
-    vec bv[DT];
+    vf bv[DT];
     for (int u = 0; u < DT; ++u) bv[u] = load(bp + k * ldb + u * VL);
     for (int t = 0; t < MT; ++t) {
-      const vec at = splat(ap[t * SM + k * SK]);
+      const vf at = splat(ap[t * SM + k * SK]);
       for (int u = 0; u < DT; ++u) acc[t][u] += at * bv[u];
     }
   }
@@ -283,15 +227,15 @@ void softmax_block(float* sT, float* m, const float* mx, float* l, float* alpha,
   for (int v = 0; v < NV; ++v) {
     const int rs = v * VL;
     const int ce = diag ? rs + VL : BLK;
-    const vec top = load(mx + rs);
-    const vec scale_old = exp2v<false>(load(m + rs) - top);
-    vec sum = vec{};
+    const vf top = load(mx + rs);
+    const vf scale_old = vexp2(load(m + rs) - top);
+    vf sum = vf{};
     for (int c = 0; c < ce; ++c) {
-      const vec p = exp2v<false>(load(sT + c * BLK + rs) - top);
+      const vf p = vexp2(load(sT + c * BLK + rs) - top);
       store(sT + c * BLK + rs, p);
       sum += p;
     }
-    for (int c = ce; c < BLK; ++c) store(sT + c * BLK + rs, vec{});
+    for (int c = ce; c < BLK; ++c) store(sT + c * BLK + rs, vf{});
     store(l + rs, load(l + rs) * scale_old + sum);
     store(m + rs, top);
     store(alpha + rs, scale_old);
@@ -305,23 +249,23 @@ void grad_scores_block(float* sT, float* dpT, const float* lse2, const float* de
   for (int v = 0; v < NV; ++v) {
     const int rs = v * VL;
     const int ce = diag ? rs + VL : BLK;
-    const vec rows = row_index(rs);
-    const vec l2 = load(lse2 + rs);
-    const vec dl = load(delta + rs);
+    const vf rows = row_index(rs);
+    const vf l2 = load(lse2 + rs);
+    const vf dl = load(delta + rs);
     for (int c = 0; c < ce; ++c) {
-      vec p = exp2v<false>(load(sT + c * BLK + rs) - l2);
-      vec ds = p * (load(dpT + c * BLK + rs) - dl) * scale;
+      vf p = vexp2(load(sT + c * BLK + rs) - l2);
+      vf ds = p * (load(dpT + c * BLK + rs) - dl) * scale;
       if (diag && c > rs) {
         const auto masked = splat(static_cast<float>(c)) > rows;
-        p = masked ? vec{} : p;
-        ds = masked ? vec{} : ds;
+        p = masked ? vf{} : p;
+        ds = masked ? vf{} : ds;
       }
       store(sT + c * BLK + rs, p);
       store(dpT + c * BLK + rs, ds);
     }
     for (int c = ce; c < BLK; ++c) {
-      store(sT + c * BLK + rs, vec{});
-      store(dpT + c * BLK + rs, vec{});
+      store(sT + c * BLK + rs, vf{});
+      store(dpT + c * BLK + rs, vf{});
     }
   }
 }
@@ -398,21 +342,21 @@ void write_rows(float* dst, const float* acc, const Shape& s, const Place& at) {
 // In-register transpose of VL rows of VL floats: log2(VL) stages, each exchanging the
 // off-diagonal H×H blocks of every 2H×2H block (one two-source shuffle per row).
 template <int H>
-inline void transpose_stage(vec* rows) {
-  ivec lo, hi;
+inline void transpose_stage(vf* rows) {
+  vi lo, hi;
   for (int j = 0; j < VL; ++j) {
     lo[j] = (j & H) ? VL + j - H : j;
     hi[j] = (j & H) ? VL + j : j + H;
   }
   for (int i = 0; i < VL; ++i) {
     if (i & H) continue;
-    const vec a = rows[i], b = rows[i + H];
+    const vf a = rows[i], b = rows[i + H];
     rows[i] = __builtin_shuffle(a, b, lo);
     rows[i + H] = __builtin_shuffle(a, b, hi);
   }
 }
 
-inline void transpose(vec* rows) {
+inline void transpose(vf* rows) {
   if constexpr (VL >= 16) transpose_stage<8>(rows);
   if constexpr (VL >= 8) transpose_stage<4>(rows);
   transpose_stage<2>(rows);
@@ -427,9 +371,9 @@ void pack_transposed(float* dstT, const float* src, const Shape& s, const Place&
   const float* first = first_row(src, s, at);
   for (int r0 = 0; r0 < BLK; r0 += VL) {
     for (int64_t d0 = 0; d0 < dv; d0 += VL) {
-      vec tile[VL];
+      vf tile[VL];
       for (int i = 0; i < VL; ++i)
-        tile[i] = r0 + i < rows ? load(first + (r0 + i) * ld + d0) * factor : vec{};
+        tile[i] = r0 + i < rows ? load(first + (r0 + i) * ld + d0) * factor : vf{};
       transpose(tile);
       for (int i = 0; i < VL; ++i) store(dstT + (d0 + i) * BLK + r0, tile[i]);
     }
@@ -547,7 +491,7 @@ QueryBlock query_block_at(float* p, int64_t D) {
 
 // Σ_d a[d]·b[d] in a fixed order (VL partial sums, then lanes in order).
 float dot(const float* a, const float* b, int64_t n) {
-  vec acc = vec{};
+  vf acc = vf{};
   int64_t d = 0;
   for (; d + VL <= n; d += VL) acc += load(a + d) * load(b + d);
   float sum = 0.0f;
@@ -722,19 +666,6 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   });
 }
 
-void attention_exp2(float* out, const float* x, int64_t n, const Context& ctx) {
-  parallel_for(ctx, n, 1 << 16, [&](int64_t lo, int64_t hi) {
-    int64_t i = lo;
-    for (; i + VL <= hi; i += VL) store(out + i, exp2v(load(x + i)));
-    if (i < hi) {
-      float tail[VL] = {};
-      std::memcpy(tail, x + i, sizeof(float) * (hi - i));
-      const vec y = exp2v(load(tail));
-      for (int64_t j = i; j < hi; ++j) out[j] = y[j - i];
-    }
-  });
-}
-
 }  // namespace growlm::cpu::GROWLM_ISA_NS
 
 #if defined(GROWLM_ISA_portable)
@@ -750,7 +681,6 @@ GROWLM_DECLARE_ISA(void attention_backward(float*, float*, float*, const float*,
                                            const float*, const float*, const float*, const float*,
                                            int64_t, int64_t, int64_t, int64_t, int64_t, float,
                                            const Context&))
-GROWLM_DECLARE_ISA(void attention_exp2(float*, const float*, int64_t, const Context&))
 }  // namespace cpu
 
 namespace {
@@ -782,12 +712,6 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   using namespace cpu;
   GROWLM_DISPATCH(ctx, attention_backward, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D,
                   scale, ctx);
-}
-
-void attention_exp2(float* out, const float* x, int64_t n, const Context& ctx) {
-  if (n < 0) throw std::invalid_argument("attention_exp2: n must be >= 0");
-  using namespace cpu;
-  GROWLM_DISPATCH(ctx, attention_exp2, out, x, n, ctx);
 }
 }  // namespace growlm
 #endif

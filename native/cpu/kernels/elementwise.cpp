@@ -1,17 +1,42 @@
 // Elementwise kernels (growlm/elementwise.h). Plain loops the compiler vectorises for
-// each ISA compilation; chunks of GRAIN elements are the unit of parallel work.
-// Checked against float64 references in test/kernels/elementwise.test.ts.
+// each ISA compilation, and vmath.h's vexp / vexp2 for e^x and 2^x; chunks of GRAIN
+// elements are the unit of parallel work.
+// Checked against float64 references (and Math.exp, 2 ** x in ulps) in
+// test/kernels/elementwise.test.ts.
+#include <cstring>
+
 #include "growlm/elementwise.h"
 
 #include "bf16.h"
 #include "growlm/threads.h"
 #include "isa.h"
+#include "vmath.h"
 
 namespace growlm::cpu::GROWLM_ISA_NS {
 
 namespace {
 constexpr int64_t GRAIN = 1 << 16;  // 256 KiB of fp32: amortises a wake-up
+
+// out[i] = f(inp[i]) on [lo, hi) by vectors, the tail through a zero-padded vector.
+template <vf (*f)(vf)>
+void map(float* out, const float* inp, int64_t lo, int64_t hi) {
+  constexpr int64_t V = GROWLM_VLEN;
+  vf x;
+  int64_t i = lo;
+  for (; i + V <= hi; i += V) {
+    std::memcpy(&x, inp + i, sizeof x);
+    x = f(x);
+    std::memcpy(out + i, &x, sizeof x);
+  }
+  if (i < hi) {
+    float buf[V] = {};
+    std::memcpy(buf, inp + i, sizeof(float) * (hi - i));
+    std::memcpy(&x, buf, sizeof x);
+    x = f(x);
+    std::memcpy(out + i, &x, sizeof(float) * (hi - i));
+  }
 }
+}  // namespace
 
 void add(float* out, const float* a, const float* b, int64_t n, const Context& ctx) {
   parallel_for(ctx, n, GRAIN, [&](int64_t lo, int64_t hi) {
@@ -45,6 +70,14 @@ void bf16_to_f32(float* __restrict dst, const uint16_t* __restrict src, int64_t 
   });
 }
 
+void exp_f32(float* out, const float* inp, int64_t n, const Context& ctx) {
+  parallel_for(ctx, n, GRAIN, [&](int64_t lo, int64_t hi) { map<vexp>(out, inp, lo, hi); });
+}
+
+void exp2_f32(float* out, const float* inp, int64_t n, const Context& ctx) {
+  parallel_for(ctx, n, GRAIN, [&](int64_t lo, int64_t hi) { map<vexp2>(out, inp, lo, hi); });
+}
+
 }  // namespace growlm::cpu::GROWLM_ISA_NS
 
 #if defined(GROWLM_ISA_portable)
@@ -55,6 +88,8 @@ GROWLM_DECLARE_ISA(void copy(float*, const float*, int64_t, const Context&))
 GROWLM_DECLARE_ISA(void scale(float*, float, int64_t, const Context&))
 GROWLM_DECLARE_ISA(void f32_to_bf16(uint16_t*, const float*, int64_t, const Context&))
 GROWLM_DECLARE_ISA(void bf16_to_f32(float*, const uint16_t*, int64_t, const Context&))
+GROWLM_DECLARE_ISA(void exp_f32(float*, const float*, int64_t, const Context&))
+GROWLM_DECLARE_ISA(void exp2_f32(float*, const float*, int64_t, const Context&))
 }  // namespace cpu
 
 void add(float* out, const float* a, const float* b, int64_t n, const Context& ctx) {
@@ -76,6 +111,14 @@ void f32_to_bf16(uint16_t* dst, const float* src, int64_t n, const Context& ctx)
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n, const Context& ctx) {
   using namespace cpu;
   GROWLM_DISPATCH(ctx, bf16_to_f32, dst, src, n, ctx);
+}
+void exp_f32(float* out, const float* inp, int64_t n, const Context& ctx) {
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, exp_f32, out, inp, n, ctx);
+}
+void exp2_f32(float* out, const float* inp, int64_t n, const Context& ctx) {
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, exp2_f32, out, inp, n, ctx);
 }
 }  // namespace growlm
 #endif

@@ -29,8 +29,4 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                         const Context& ctx);
 
-/// out[i] = 2^x[i] with the vectorised exponential the softmax uses (relative error about
-/// 1 ulp; x < -126 may flush to 0 below AVX-512; NaN stays NaN). Exposed for its tests.
-void attention_exp2(float* out, const float* x, int64_t n, const Context& ctx);
-
 }  // namespace growlm

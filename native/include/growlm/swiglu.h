@@ -13,9 +13,4 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n, c
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, const Context& ctx);
 
-/// out = e^inp with the vectorised exponential SwiGLU uses (about 1 ulp for results in the
-/// normal range, correct subnormals, +inf above ~88.72, 0 below ~-103.97, NaN kept).
-/// Exposed so its accuracy can be tested on its own; out may alias inp.
-void exp_f32(float* out, const float* inp, int64_t n, const Context& ctx);
-
 }  // namespace growlm
