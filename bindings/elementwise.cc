@@ -19,16 +19,34 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// copy(dst, src, n)
-Napi::Value Copy(const Napi::CallbackInfo& info) {
-  Args args(info, "copy", 3);
+template <typename T>
+T* array_arg(const Args& args, size_t i, const char* name, int64_t n, const std::string& what);
+template <>
+float* array_arg<float>(const Args& args, size_t i, const char* name, int64_t n, const std::string& what) {
+  return args.f32(i, name, n, what);
+}
+template <>
+uint16_t* array_arg<uint16_t>(const Args& args, size_t i, const char* name, int64_t n, const std::string& what) {
+  return args.u16(i, name, n, what);
+}
+
+// <op>(dst, src, n) for the kernels dst[i] = f(src[i]).
+template <const char* Op, typename Out, typename In, void (*Kernel)(Out*, const In*, int64_t, const Context&)>
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  Args args(info, Op, 3);
   const int64_t n = args.size(2, "n", 0);
   const std::string what = shape("n", {n});
-  float* dst = args.f32(0, "dst", n, what);
-  const float* src = args.f32(1, "src", n, what);
-  copy(dst, src, n, context(info.Env()));
+  Out* dst = array_arg<Out>(args, 0, "dst", n, what);
+  const In* src = array_arg<In>(args, 1, "src", n, what);
+  Kernel(dst, src, n, context(info.Env()));
   return info.Env().Undefined();
 }
+
+constexpr char COPY[] = "copy";
+constexpr char F32_TO_BF16[] = "f32ToBf16";
+constexpr char BF16_TO_F32[] = "bf16ToF32";
+constexpr char EXP_F32[] = "expF32";
+constexpr char EXP2_F32[] = "exp2F32";
 
 // scale(x, s, n)
 Napi::Value Scale(const Napi::CallbackInfo& info) {
@@ -40,60 +58,16 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// f32ToBf16(dst, src, n)
-Napi::Value F32ToBf16(const Napi::CallbackInfo& info) {
-  Args args(info, "f32ToBf16", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  uint16_t* dst = args.u16(0, "dst", n, what);
-  const float* src = args.f32(1, "src", n, what);
-  f32_to_bf16(dst, src, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
-// bf16ToF32(dst, src, n)
-Napi::Value Bf16ToF32(const Napi::CallbackInfo& info) {
-  Args args(info, "bf16ToF32", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  float* dst = args.f32(0, "dst", n, what);
-  const uint16_t* src = args.u16(1, "src", n, what);
-  bf16_to_f32(dst, src, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
-// expF32(out, inp, n)
-Napi::Value ExpF32(const Napi::CallbackInfo& info) {
-  Args args(info, "expF32", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  float* out = args.f32(0, "out", n, what);
-  const float* inp = args.f32(1, "inp", n, what);
-  exp_f32(out, inp, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
-// exp2F32(out, inp, n)
-Napi::Value Exp2F32(const Napi::CallbackInfo& info) {
-  Args args(info, "exp2F32", 3);
-  const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
-  float* out = args.f32(0, "out", n, what);
-  const float* inp = args.f32(1, "inp", n, what);
-  exp2_f32(out, inp, n, context(info.Env()));
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitElementwise(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "add", Add);
-  bind(env, exports, "copy", Copy);
+  bind(env, exports, COPY, Unary<COPY, float, float, copy>);
   bind(env, exports, "scale", Scale);
-  bind(env, exports, "f32ToBf16", F32ToBf16);
-  bind(env, exports, "bf16ToF32", Bf16ToF32);
-  bind(env, exports, "expF32", ExpF32);
-  bind(env, exports, "exp2F32", Exp2F32);
+  bind(env, exports, F32_TO_BF16, Unary<F32_TO_BF16, uint16_t, float, f32_to_bf16>);
+  bind(env, exports, BF16_TO_F32, Unary<BF16_TO_F32, float, uint16_t, bf16_to_f32>);
+  bind(env, exports, EXP_F32, Unary<EXP_F32, float, float, exp_f32>);
+  bind(env, exports, EXP2_F32, Unary<EXP2_F32, float, float, exp2_f32>);
 }
 
 }  // namespace growlm::bindings

@@ -4,7 +4,7 @@
  * Shapes must match exactly; outputs may be passed in (`out`) or are allocated.
  */
 import { binding } from "../native.js";
-import { Tensor } from "../tensor.js";
+import { Tensor, type DType, type DTypeArray } from "../tensor.js";
 import { expectShape, finite } from "./check.js";
 
 export interface ElementwiseBinding {
@@ -13,12 +13,30 @@ export interface ElementwiseBinding {
   scale(x: Float32Array, s: number, n: number): void;
   f32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
   bf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
-  expF32(out: Float32Array, inp: Float32Array, n: number): void;
-  exp2F32(out: Float32Array, inp: Float32Array, n: number): void;
+  expF32(dst: Float32Array, src: Float32Array, n: number): void;
+  exp2F32(dst: Float32Array, src: Float32Array, n: number): void;
 }
 
 function names(shape: readonly number[]): string {
   return shape.map((_, i) => `d${i}`).join(", ");
+}
+
+type ArrayOf<D extends DType> = DTypeArray[D];
+
+/** out = f(src) elementwise through a (dst, src, n) binding, out allocated when not given. */
+function unary<I extends DType, O extends DType>(
+  op: string,
+  src: Tensor,
+  inDtype: I,
+  outDtype: O,
+  out: Tensor | undefined,
+  kernel: (dst: ArrayOf<O>, src: ArrayOf<I>, n: number) => void,
+): Tensor<O> {
+  expectShape(op, "src", src, inDtype, names(src.shape), src.shape);
+  const result = out ?? Tensor.empty(src.shape, outDtype);
+  expectShape(op, "out", result, outDtype, names(src.shape), src.shape);
+  kernel(result.data as ArrayOf<O>, src.data as ArrayOf<I>, src.numel);
+  return result as Tensor<O>;
 }
 
 /** Residual add: out = a + b (float32, same shape; out may be a or b). */
@@ -34,12 +52,7 @@ export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor<"float32"> {
 
 /** dst = src (float32, same number of elements), multithreaded. */
 export function copy(src: Tensor, dst?: Tensor): Tensor<"float32"> {
-  const op = "copy";
-  expectShape(op, "src", src, "float32", names(src.shape), src.shape);
-  const result = dst ?? Tensor.empty(src.shape);
-  expectShape(op, "dst", result, "float32", names(src.shape), src.shape);
-  binding.copy(result.data as Float32Array, src.data as Float32Array, src.numel);
-  return result as Tensor<"float32">;
+  return unary("copy", src, "float32", "float32", dst, binding.copy);
 }
 
 /** x *= s in place. */
@@ -50,22 +63,12 @@ export function scaleInPlace(x: Tensor, s: number): void {
 
 /** float32 -> bfloat16, round to nearest even (NaN stays NaN). */
 export function toBf16(src: Tensor, out?: Tensor): Tensor<"bfloat16"> {
-  const op = "toBf16";
-  expectShape(op, "src", src, "float32", names(src.shape), src.shape);
-  const result = out ?? Tensor.empty(src.shape, "bfloat16");
-  expectShape(op, "out", result, "bfloat16", names(src.shape), src.shape);
-  binding.f32ToBf16(result.data as Uint16Array, src.data as Float32Array, src.numel);
-  return result as Tensor<"bfloat16">;
+  return unary("toBf16", src, "float32", "bfloat16", out, binding.f32ToBf16);
 }
 
 /** bfloat16 -> float32 (exact). */
 export function toFloat32(src: Tensor, out?: Tensor): Tensor<"float32"> {
-  const op = "toFloat32";
-  expectShape(op, "src", src, "bfloat16", names(src.shape), src.shape);
-  const result = out ?? Tensor.empty(src.shape);
-  expectShape(op, "out", result, "float32", names(src.shape), src.shape);
-  binding.bf16ToF32(result.data as Float32Array, src.data as Uint16Array, src.numel);
-  return result as Tensor<"float32">;
+  return unary("toFloat32", src, "bfloat16", "float32", out, binding.bf16ToF32);
 }
 
 /**
@@ -75,12 +78,7 @@ export function toFloat32(src: Tensor, out?: Tensor): Tensor<"float32"> {
  * @param out optional output, the shape of x; may be x itself
  */
 export function exp(x: Tensor, out?: Tensor): Tensor<"float32"> {
-  const op = "exp";
-  expectShape(op, "x", x, "float32", names(x.shape), x.shape);
-  const result = out ?? Tensor.empty(x.shape);
-  expectShape(op, "out", result, "float32", names(x.shape), x.shape);
-  binding.expF32(result.data as Float32Array, x.data as Float32Array, x.numel);
-  return result as Tensor<"float32">;
+  return unary("exp", x, "float32", "float32", out, binding.expF32);
 }
 
 /**
@@ -89,10 +87,5 @@ export function exp(x: Tensor, out?: Tensor): Tensor<"float32"> {
  * @param out optional output, the shape of x; may be x itself
  */
 export function exp2(x: Tensor, out?: Tensor): Tensor<"float32"> {
-  const op = "exp2";
-  expectShape(op, "x", x, "float32", names(x.shape), x.shape);
-  const result = out ?? Tensor.empty(x.shape);
-  expectShape(op, "out", result, "float32", names(x.shape), x.shape);
-  binding.exp2F32(result.data as Float32Array, x.data as Float32Array, x.numel);
-  return result as Tensor<"float32">;
+  return unary("exp2", x, "float32", "float32", out, binding.exp2F32);
 }

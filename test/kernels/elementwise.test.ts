@@ -215,7 +215,7 @@ describe("elementwise special values and errors", () => {
   it("the exp bindings re-check lengths and types", () => {
     const a = new Float32Array(4);
     expect(() => binding.expF32(a, new Float32Array(3), 4)).toThrow(
-      /expF32: expected Float32Array of length 4 \(\[n\] = \[4\]\) for "inp" but received length 3/,
+      /expF32: expected Float32Array of length 4 \(\[n\] = \[4\]\) for "src" but received length 3/,
     );
     expect(() => binding.exp2F32(a, new Int32Array(4) as unknown as Float32Array, 4)).toThrow(TypeError);
     expect(() => binding.exp2F32(a, a, -1)).toThrow(RangeError);
