@@ -5,7 +5,8 @@
  * alternately, round after round (default 5), and compared by their medians: on a shared
  * 2-core machine runs vary by ±15 %, and alternation keeps slow phases from favouring one
  * side. Machine baselines (register-only FMA peak, plain copy bandwidth) are measured in
- * the same run, with the same thread count and code path.
+ * the same run, with the same thread count and code path, and re-measured alternately with
+ * the contenders of every case that is compared with them.
  */
 import Benchmark from "benchmark";
 
@@ -32,9 +33,9 @@ export interface BenchRecord {
 }
 
 export interface BenchContext {
-  /** fp32 FMA peak of the active code path, all threads, measured this run (GFLOP/s). */
+  /** fp32 FMA peak of the active code path, all threads, measured at the start of this run (GFLOP/s). */
   readonly peakGflops: number;
-  /** Plain multithreaded copy bandwidth, bytes read + written, measured this run (GB/s). */
+  /** Plain multithreaded copy bandwidth, bytes read + written, at the start of this run (GB/s). */
   readonly copyGBs: number;
   /** OpenBLAS sgemm when Debian's libopenblas0 is installed, else null. */
   readonly openblas: OpenBlas | null;
@@ -80,14 +81,23 @@ function secondsPerCall(name: string, fn: () => void, maxTime: number): number {
   return bench.stats.mean;
 }
 
-/** Median seconds per call of each contender, measured alternately over `rounds`. */
-export function measureAlternating(contenders: readonly Contender[], rounds: number, maxTime: number): number[] {
-  const samples: number[][] = contenders.map(() => []);
-  for (const c of contenders) c.fn(); // warm caches, page in buffers, load libraries
-  for (let r = 0; r < rounds; r++) {
-    contenders.forEach((c, i) => samples[i]!.push(secondsPerCall(c.name, c.fn, maxTime)));
-  }
+/** One thing timed in a comparison: returns its throughput each time it is measured. */
+interface Measurable {
+  warm(): void;
+  measure(): number;
+}
+
+/** Median throughput of each measurable, measured alternately over `rounds`. */
+function medianAlternating(items: readonly Measurable[], rounds: number): number[] {
+  const samples: number[][] = items.map(() => []);
+  for (const item of items) item.warm(); // caches, page faults, library loading
+  for (let r = 0; r < rounds; r++) items.forEach((item, i) => samples[i]!.push(item.measure()));
   return samples.map(median);
+}
+
+/** Throughput in units of 1e9 `work` per second of a contender, by benchmark.js. */
+function timed(c: Contender, work: number, maxTime: number): Measurable {
+  return { warm: c.fn, measure: () => work / secondsPerCall(c.name, c.fn, maxTime) / 1e9 };
 }
 
 function format(value: number): string {
@@ -97,18 +107,15 @@ function format(value: number): string {
 /** Measures the machine baselines and returns the context suites run in. */
 export function createContext(suite: () => string, options: HarnessOptions, records: BenchRecord[]): BenchContext {
   const isa = binding.info().isa;
-  const peaks = Array.from({ length: options.rounds }, () => binding.measurePeakGflops(0.25));
-  const peakGflops = median(peaks);
 
   const copyN = 1 << 25; // 128 MiB each way: far beyond the caches
   const src = new Float32Array(binding.alloc(copyN * 4, true));
   const dst = new Float32Array(binding.alloc(copyN * 4, true));
-  const [copySeconds] = measureAlternating(
-    [{ name: "copy", fn: () => binding.copy(dst, src, copyN) }],
-    options.rounds,
-    options.maxTime,
-  );
-  const copyGBs = (copyN * 8) / copySeconds! / 1e9;
+  // The machine baselines, re-measured alternately inside every comparison that uses them
+  // (a 2-core machine's speed drifts during a run) and once up front for the header.
+  const peak: Measurable = { warm: () => binding.measurePeakGflops(0.05), measure: () => binding.measurePeakGflops(0.15) };
+  const copy = timed({ name: "copy", fn: () => binding.copy(dst, src, copyN) }, copyN * 8, options.maxTime);
+  const [peakGflops, copyGBs] = medianAlternating([peak, copy], options.rounds) as [number, number];
   const openblas = loadOpenBlas(options.threads);
 
   const peakName = `machine fp32 FMA peak (${isa}, ${options.threads} threads)`;
@@ -125,12 +132,14 @@ export function createContext(suite: () => string, options: HarnessOptions, reco
       if (contenders.length === 0) throw new Error(`bench ${caseName}: no contenders`);
       const works = typeof workPerCall === "number" ? contenders.map(() => workPerCall) : workPerCall;
       if (works.length !== contenders.length) throw new Error(`bench ${caseName}: one work per contender`);
-      const seconds = measureAlternating(contenders, options.rounds, options.maxTime);
-      const values = seconds.map((s, i) => works[i]! / s / 1e9);
+      const items = contenders.map((c, i) => timed(c, works[i]!, options.maxTime));
+      if (machine === "peak") items.push(peak);
+      if (machine === "copy") items.push(copy);
+      const values = medianAlternating(items, options.rounds);
       const value = values[0]!;
       const baselines: [string, number][] = contenders.slice(1).map((c, i) => [c.name, values[i + 1]!]);
-      if (machine === "peak") baselines.push([peakName, peakGflops]);
-      if (machine === "copy") baselines.push([copyName, copyGBs]);
+      if (machine === "peak") baselines.push([peakName, values.at(-1)!]);
+      if (machine === "copy") baselines.push([copyName, values.at(-1)!]);
       const ratios = baselines.map(([name, v]) => `${format(value / v)}× ${name} (${format(v)})`);
       console.log(`  ${caseName.padEnd(44)} ${format(value).padStart(7)} ${unit}  ${ratios.join(", ")}`);
       if (baselines.length === 0) {
