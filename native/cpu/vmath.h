@@ -7,7 +7,7 @@
 // others, so a value gives the same bits wherever it sits in a buffer):
 //   accuracy   at most 1 ulp for normal results. Checked over every fp32 input against
 //              double exp / exp2, worst cases: vexp 0.99 ulp (0.95 without FMA), vexp2
-//              0.94 ulp (0.67 without FMA, where its polynomial runs in double);
+//              0.94 ulp (0.70 without FMA, where its last steps run in double);
 //   subnormal  results below 2^-126 are the polynomial's value rounded once to a multiple
 //              of 2^-149, within one such step of the exact value (worst 0.94, vexp 0.75);
 //   specials   NaN gives NaN; +inf and results that round above FLT_MAX (x > 88.72283 for
@@ -25,8 +25,9 @@
 // floating-point operation produce a subnormal: x86 cores take a microcode assist on each
 // (a two-factor multiply u·2^a·2^b ran 3x slower on vectors with underflowing lanes).
 // Measured per element on one core (AMD Zen 4), AVX-512 / AVX2 / SSE2: vexp 0.19 / 0.26 /
-// 0.9 ns, vexp2 0.14 / 0.19 / 1.3 ns, glibc's expf and exp2f 2.9 ns; AVX2 vectors that take
-// the branch 0.8 ns.
+// 0.9 ns, vexp2 0.14 / 0.19 / 1.1 ns, glibc's expf and exp2f 2.9 ns; AVX2 vectors that take
+// the branch 0.8 ns. There is no variant without the AVX-512 clamps for callers that rule
+// out infinities: attention's softmax was not measurably faster with one.
 #pragma once
 #include <cstdint>
 
@@ -100,34 +101,40 @@ inline Reduced reduce_exp(vf x) {
   return {u, n, (vu)t - (vu)splat(MAGIC)};
 }
 
-#if defined(__FP_FAST_FMAF)
-typedef vf vpoly;  // 2^r in float: each Horner step is one FMA, rounded once (0.93 ulp)
-#else
-// Without FMA (the x86-64 baseline) each float Horner step of 2^r rounds twice, which
-// reached 1.21 ulp: the polynomial runs in double and is rounded to float once.
-typedef double vpoly __attribute__((vector_size(GROWLM_VLEN * 8)));
-#endif
-
-// p = 2^r for |r| <= 1/2: a degree-6 minimax polynomial (relative error 3.9e-9 before
-// rounding, p(0) = 1 exactly). By reference: without AVX a 32-byte vector passed by value
-// changes the ABI.
-inline void exp2_poly(vpoly& p, const vpoly& r) {
-  p = vpoly{} + 1.546973198e-4f;
-  p = p * r + 1.341000097e-3f;
-  p = p * r + 9.618030783e-3f;
-  p = p * r + 5.550297314e-2f;
-  p = p * r + 2.402265108e-1f;
-  p = p * r + 6.931472254e-1f;
-  p = p * r + 1.0f;
-}
-
-// x = n + r, n = round(x): r is exact.
+// x = n + r, n = round(x): r is exact. 2^r for |r| <= 1/2 by a degree-6 minimax
+// polynomial (relative error 3.9e-9 before rounding, p(0) = 1 exactly), 0.93 ulp in float
+// with FMA. Without FMA (the x86-64 baseline) each float Horner step rounds twice, which
+// reached 1.21 ulp: there the last two steps, whose roundings count, run in double and the
+// result is rounded to float once (0.70 ulp).
 inline Reduced reduce_exp2(vf x) {
   const vf t = x + MAGIC;
   const vf n = t - MAGIC;
-  vpoly p;
-  exp2_poly(p, __builtin_convertvector(x - n, vpoly));
-  return {__builtin_convertvector(p, vf), n, (vu)t - (vu)splat(MAGIC)};
+  const vf r = x - n;
+  vf a = splat(1.546973198e-4f);
+  a = a * r + 1.341000097e-3f;
+  a = a * r + 9.618030783e-3f;
+  a = a * r + 5.550297314e-2f;
+  a = a * r + 2.402265108e-1f;
+#if defined(__FP_FAST_FMAF)
+  a = a * r + 6.931472254e-1f;
+  const vf p = a * r + 1.0f;
+#elif defined(GROWLM_X86)
+  // SSE2 on two halves of two doubles each: GCC's generic 4-double code converts the high
+  // halves through memory, which cost attention's forward 1.3% more.
+  const auto tail = [](__m128 rf, __m128 af) {
+    const __m128d rd = _mm_cvtps_pd(rf);
+    const __m128d a1 = _mm_add_pd(_mm_mul_pd(_mm_cvtps_pd(af), rd), _mm_set1_pd(6.931472254e-1f));
+    return _mm_cvtpd_ps(_mm_add_pd(_mm_mul_pd(a1, rd), _mm_set1_pd(1.0)));
+  };
+  const __m128 rf = (__m128)r, af = (__m128)a;
+  const vf p = (vf)_mm_movelh_ps(tail(rf, af), tail(_mm_movehl_ps(rf, rf), _mm_movehl_ps(af, af)));
+#else
+  typedef double vd __attribute__((vector_size(GROWLM_VLEN * 8)));
+  const vd rd = __builtin_convertvector(r, vd);
+  const vd pd = (__builtin_convertvector(a, vd) * rd + 6.931472254e-1f) * rd + 1.0;
+  const vf p = __builtin_convertvector(pd, vf);
+#endif
+  return {p, n, (vu)t - (vu)splat(MAGIC)};
 }
 
 #if !defined(GROWLM_ISA_avx512)
