@@ -24,6 +24,30 @@ interface Dims {
   D: number;
 }
 
+/**
+ * Query row (b, h, t): p[c] = exp(s_c - max) for keys c <= t, s_c = scale · q·k_c, with the
+ * row max and the sum of p (the softmax is p / sum, the log-sum-exp max + log(sum)).
+ */
+function causalRow(p: Float64Array, q: Float64Array, k: Float64Array, d: Dims, scale: number, b: number, h: number, t: number) {
+  const { T, H, Hkv, D } = d;
+  const g = Math.floor(h / (H / Hkv));
+  const qo = ((b * T + t) * H + h) * D;
+  let max = -Infinity;
+  for (let c = 0; c <= t; c++) {
+    const ko = ((b * T + c) * Hkv + g) * D;
+    let s = 0;
+    for (let i = 0; i < D; i++) s += q[qo + i]! * k[ko + i]!;
+    p[c] = s * scale;
+    max = Math.max(max, p[c]!);
+  }
+  let sum = 0;
+  for (let c = 0; c <= t; c++) {
+    p[c] = Math.exp(p[c]! - max);
+    sum += p[c]!;
+  }
+  return { max, sum };
+}
+
 // Naive causal softmax attention with GQA in float64.
 function refForward(q: Float64Array, k: Float64Array, v: Float64Array, d: Dims, scale: number) {
   const { B, T, H, Hkv, D } = d;
@@ -36,19 +60,7 @@ function refForward(q: Float64Array, k: Float64Array, v: Float64Array, d: Dims, 
       const g = Math.floor(h / G);
       for (let t = 0; t < T; t++) {
         const qo = ((b * T + t) * H + h) * D;
-        let max = -Infinity;
-        for (let c = 0; c <= t; c++) {
-          const ko = ((b * T + c) * Hkv + g) * D;
-          let s = 0;
-          for (let i = 0; i < D; i++) s += q[qo + i]! * k[ko + i]!;
-          p[c] = s * scale;
-          max = Math.max(max, p[c]!);
-        }
-        let sum = 0;
-        for (let c = 0; c <= t; c++) {
-          p[c] = Math.exp(p[c]! - max);
-          sum += p[c]!;
-        }
+        const { max, sum } = causalRow(p, q, k, d, scale, b, h, t);
         lse[(b * H + h) * T + t] = max + Math.log(sum);
         for (let c = 0; c <= t; c++) {
           const w = p[c]! / sum;
@@ -75,19 +87,7 @@ function refBackward(dout: Float64Array, q: Float64Array, k: Float64Array, v: Fl
       const g = Math.floor(h / G);
       for (let t = 0; t < T; t++) {
         const qo = ((b * T + t) * H + h) * D;
-        let max = -Infinity;
-        for (let c = 0; c <= t; c++) {
-          const ko = ((b * T + c) * Hkv + g) * D;
-          let s = 0;
-          for (let i = 0; i < D; i++) s += q[qo + i]! * k[ko + i]!;
-          p[c] = s * scale;
-          max = Math.max(max, p[c]!);
-        }
-        let sum = 0;
-        for (let c = 0; c <= t; c++) {
-          p[c] = Math.exp(p[c]! - max);
-          sum += p[c]!;
-        }
+        const { sum } = causalRow(p, q, k, d, scale, b, h, t);
         let delta = 0;
         for (let c = 0; c <= t; c++) {
           p[c] = p[c]! / sum;
