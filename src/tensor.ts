@@ -7,7 +7,6 @@
  * bf16 values are stored as their raw 16-bit patterns in a Uint16Array.
  */
 import { binding } from "./native.js";
-import { formatShape } from "./kernels/check.js";
 
 export type DType = "float32" | "bfloat16" | "int32" | "uint8";
 export type Device = "cpu";
@@ -18,6 +17,11 @@ export interface DTypeArray {
   bfloat16: Uint16Array;
   int32: Int32Array;
   uint8: Uint8Array;
+}
+
+/** "[2, 3, 4]" for error messages. */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
 }
 
 const BYTES: Record<DType, number> = { float32: 4, bfloat16: 2, int32: 4, uint8: 1 };

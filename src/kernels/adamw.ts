@@ -5,7 +5,7 @@
  */
 import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
-import { expectShape, finite, integer } from "./check.js";
+import { dimNames, expectShape, finite, integer } from "./check.js";
 
 export interface AdamwBinding {
   adamwStep(
@@ -67,10 +67,6 @@ export interface AdamwHyper {
   gradScale?: number;
 }
 
-function names(shape: readonly number[]): string {
-  return shape.map((_, i) => `d${i}`).join(", ");
-}
-
 /**
  * One AdamW step over the whole flat buffer, exactly torch.optim.AdamW's update per
  * element (p ← p·(1 − lr·wd) in decaying segments; m ← lerp(m, g, 1 − β1);
@@ -81,7 +77,7 @@ export function adamwStep(state: AdamwState, segments: readonly AdamwSegment[], 
   const op = "adamwStep";
   const { params, grads, m, v, paramsBf16 } = state;
   const shape = params.shape;
-  const dims = names(shape);
+  const dims = dimNames(shape);
   expectShape(op, "params", params, "float32", dims, shape);
   expectShape(op, "grads", grads, "float32", dims, shape);
   expectShape(op, "m", m, "float32", dims, shape);
@@ -142,7 +138,7 @@ export function adamwStep(state: AdamwState, segments: readonly AdamwSegment[], 
  * blocks: the same bits for every thread count and code path.
  */
 export function globalGradNorm(grads: Tensor): number {
-  expectShape("globalGradNorm", "grads", grads, "float32", names(grads.shape), grads.shape);
+  expectShape("globalGradNorm", "grads", grads, "float32", dimNames(grads.shape), grads.shape);
   return binding.globalGradNorm(grads.data as Float32Array, grads.numel);
 }
 
@@ -152,6 +148,6 @@ export function globalGradNorm(grads: Tensor): number {
  * before clipping.
  */
 export function clipGradNorm(grads: Tensor, maxNorm: number): number {
-  expectShape("clipGradNorm", "grads", grads, "float32", names(grads.shape), grads.shape);
+  expectShape("clipGradNorm", "grads", grads, "float32", dimNames(grads.shape), grads.shape);
   return binding.clipGradNorm(grads.data as Float32Array, grads.numel, finite("clipGradNorm", "maxNorm", maxNorm, 0));
 }

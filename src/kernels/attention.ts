@@ -12,7 +12,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, formatShape } from "./check.js";
+import { dimsOf, expectShape, formatShape, output } from "./check.js";
 
 export interface AttentionBinding {
   attentionForward(
@@ -138,10 +138,8 @@ export function attentionForward(
   const op = "attentionForward";
   const { B, T, H, Hkv, D } = attentionDims(op, q, k, v);
   const scale = scaleOf(op, opts.scale, D);
-  const out = opts.out ?? Tensor.empty([B, T, H, D]);
-  const lse = opts.lse ?? Tensor.empty([B, H, T]);
-  expectShape(op, "out", out, "float32", Q_NAMES, [B, T, H, D]);
-  expectShape(op, "lse", lse, "float32", "B, H, T", [B, H, T]);
+  const out = output(op, "out", opts.out, "float32", Q_NAMES, [B, T, H, D]);
+  const lse = output(op, "lse", opts.lse, "float32", "B, H, T", [B, H, T]);
   expectDisjoint(op, [["out", out], ["lse", lse]], [["q", q], ["k", k], ["v", v]]);
   binding.attentionForward(
     out.data as Float32Array,
@@ -182,12 +180,9 @@ export function attentionBackward(
   expectShape(op, "dout", dout, "float32", Q_NAMES, [B, T, H, D]);
   expectShape(op, "out", out, "float32", Q_NAMES, [B, T, H, D]);
   expectShape(op, "lse", lse, "float32", "B, H, T", [B, H, T]);
-  const dq = opts.dq ?? Tensor.empty([B, T, H, D]);
-  const dk = opts.dk ?? Tensor.empty([B, T, Hkv, D]);
-  const dv = opts.dv ?? Tensor.empty([B, T, Hkv, D]);
-  expectShape(op, "dq", dq, "float32", Q_NAMES, [B, T, H, D]);
-  expectShape(op, "dk", dk, "float32", KV_NAMES, [B, T, Hkv, D]);
-  expectShape(op, "dv", dv, "float32", KV_NAMES, [B, T, Hkv, D]);
+  const dq = output(op, "dq", opts.dq, "float32", Q_NAMES, [B, T, H, D]);
+  const dk = output(op, "dk", opts.dk, "float32", KV_NAMES, [B, T, Hkv, D]);
+  const dv = output(op, "dv", opts.dv, "float32", KV_NAMES, [B, T, Hkv, D]);
   expectDisjoint(
     op,
     [["dq", dq], ["dk", dk], ["dv", dv]],

@@ -4,10 +4,13 @@
  * message starting with the op's name, e.g.
  *   rmsnormForward: expected "weight" of shape [C] = [512] but received [500]
  */
-import type { DType, Tensor } from "../tensor.js";
+import { Tensor, formatShape, type DType } from "../tensor.js";
 
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
+export { formatShape };
+
+/** "d0, d1, d2" for a shape with no conventional dimension names. */
+export function dimNames(shape: readonly number[]): string {
+  return shape.map((_, i) => `d${i}`).join(", ");
 }
 
 /** Checks dtype and rank; returns the tensor's shape. */
@@ -44,6 +47,22 @@ export function expectShape(
       `${op}: expected "${name}" of shape [${names}] = ${formatShape(shape)} but received ${formatShape(t.shape)}`,
     );
   }
+}
+
+/**
+ * An output tensor: `given` checked against dtype and shape, or a new one when absent.
+ */
+export function output<D extends DType>(
+  op: string,
+  name: string,
+  given: Tensor | undefined,
+  dtype: D,
+  names: string,
+  shape: readonly number[],
+): Tensor<D> {
+  const t = given ?? Tensor.empty(shape, dtype);
+  expectShape(op, name, t, dtype, names, shape);
+  return t as Tensor<D>;
 }
 
 /** A finite number (hyperparameters); `min`/`max` bound it when given. */

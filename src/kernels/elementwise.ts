@@ -4,8 +4,8 @@
  * Shapes must match exactly; outputs may be passed in (`out`) or are allocated.
  */
 import { binding } from "../native.js";
-import { Tensor, type DType, type DTypeArray } from "../tensor.js";
-import { expectShape, finite } from "./check.js";
+import type { DType, DTypeArray, Tensor } from "../tensor.js";
+import { dimNames, expectShape, finite, output } from "./check.js";
 
 export interface ElementwiseBinding {
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
@@ -15,10 +15,6 @@ export interface ElementwiseBinding {
   bf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
   expF32(dst: Float32Array, src: Float32Array, n: number): void;
   exp2F32(dst: Float32Array, src: Float32Array, n: number): void;
-}
-
-function names(shape: readonly number[]): string {
-  return shape.map((_, i) => `d${i}`).join(", ");
 }
 
 type ArrayOf<D extends DType> = DTypeArray[D];
@@ -32,22 +28,20 @@ function unary<I extends DType, O extends DType>(
   out: Tensor | undefined,
   kernel: (dst: ArrayOf<O>, src: ArrayOf<I>, n: number) => void,
 ): Tensor<O> {
-  expectShape(op, "src", src, inDtype, names(src.shape), src.shape);
-  const result = out ?? Tensor.empty(src.shape, outDtype);
-  expectShape(op, "out", result, outDtype, names(src.shape), src.shape);
+  expectShape(op, "src", src, inDtype, dimNames(src.shape), src.shape);
+  const result = output(op, "out", out, outDtype, dimNames(src.shape), src.shape);
   kernel(result.data as ArrayOf<O>, src.data as ArrayOf<I>, src.numel);
-  return result as Tensor<O>;
+  return result;
 }
 
 /** Residual add: out = a + b (float32, same shape; out may be a or b). */
 export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor<"float32"> {
   const op = "add";
-  expectShape(op, "a", a, "float32", names(a.shape), a.shape);
-  expectShape(op, "b", b, "float32", names(a.shape), a.shape);
-  const result = out ?? Tensor.empty(a.shape);
-  expectShape(op, "out", result, "float32", names(a.shape), a.shape);
+  expectShape(op, "a", a, "float32", dimNames(a.shape), a.shape);
+  expectShape(op, "b", b, "float32", dimNames(a.shape), a.shape);
+  const result = output(op, "out", out, "float32", dimNames(a.shape), a.shape);
   binding.add(result.data as Float32Array, a.data as Float32Array, b.data as Float32Array, a.numel);
-  return result as Tensor<"float32">;
+  return result;
 }
 
 /** dst = src (float32, same number of elements), multithreaded. */
@@ -57,7 +51,7 @@ export function copy(src: Tensor, dst?: Tensor): Tensor<"float32"> {
 
 /** x *= s in place. */
 export function scaleInPlace(x: Tensor, s: number): void {
-  expectShape("scale", "x", x, "float32", names(x.shape), x.shape);
+  expectShape("scale", "x", x, "float32", dimNames(x.shape), x.shape);
   binding.scale(x.data as Float32Array, finite("scale", "s", s), x.numel);
 }
 

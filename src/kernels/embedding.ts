@@ -4,7 +4,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, formatShape } from "./check.js";
+import { dimsOf, expectShape, formatShape, output } from "./check.js";
 
 export interface EmbeddingBinding {
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, N: number, V: number, C: number): void;
@@ -34,8 +34,7 @@ export function embeddingForward(ids: Tensor, table: Tensor, out?: Tensor): Tens
   const idShape = idsShape(op, ids);
   const [V, C] = dimsOf(op, "table", table, "float32", 2) as [number, number];
   const shape = [...idShape, C];
-  const result = out ?? Tensor.empty(shape);
-  expectShape(op, "out", result, "float32", outNames(idShape.length), shape);
+  const result = output(op, "out", out, "float32", outNames(idShape.length), shape);
   binding.embeddingForward(result.data as Float32Array, ids.data as Int32Array, table.data as Float32Array, ids.numel, V, C);
   return result as Tensor<"float32">;
 }

@@ -10,7 +10,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, finite, formatShape } from "./check.js";
+import { dimsOf, finite, formatShape, output } from "./check.js";
 
 /** The native GEMMs (row-major, BLAS-style leading dimensions; see growlm/gemm.h). */
 export interface GemmBinding {
@@ -90,8 +90,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor<"
   if (opts.out === undefined && beta !== 0) {
     throw new RangeError(`${op}: beta = ${beta} needs an "out" tensor to accumulate into`);
   }
-  const out = opts.out ?? Tensor.empty([M, N]);
-  expectShape(op, "out", out, "float32", "M, N", [M, N]);
+  const out = output(op, "out", opts.out, "float32", "M, N", [M, N]);
   if (M === 0 || N === 0) return out as Tensor<"float32">;
   const C = out.data as Float32Array;
   if (a.dtype === "float32") {

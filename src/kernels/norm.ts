@@ -5,7 +5,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, finite, formatShape } from "./check.js";
+import { dimsOf, expectShape, finite, formatShape, output } from "./check.js";
 
 export interface NormBinding {
   rmsnormForward(out: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, eps: number): void;
@@ -38,7 +38,7 @@ function rowsOf(op: string, name: string, t: Tensor): { shape: readonly number[]
   return { shape, N: t.numel / C, C };
 }
 
-function dimNames(rank: number): string {
+function rowNames(rank: number): string {
   return [...Array.from({ length: rank - 1 }, (_, i) => `d${i}`), "C"].join(", ");
 }
 
@@ -61,8 +61,7 @@ export function rmsnormForward(
   const { shape, N, C } = rowsOf(op, "inp", inp);
   expectShape(op, "weight", weight, "float32", "C", [C]);
   positive(op, "eps", eps);
-  const result = out ?? Tensor.empty(shape);
-  expectShape(op, "out", result, "float32", dimNames(shape.length), shape);
+  const result = output(op, "out", out, "float32", rowNames(shape.length), shape);
   const rstd = Tensor.empty(shape.slice(0, -1));
   binding.rmsnormForward(
     result.data as Float32Array,
@@ -97,13 +96,12 @@ export function rmsnormBackward(
 ): Tensor<"float32"> {
   const op = "rmsnormBackward";
   const { shape, N, C } = rowsOf(op, "inp", inp);
-  const names = dimNames(shape.length);
+  const names = rowNames(shape.length);
   expectShape(op, "dout", dout, "float32", names, shape);
   expectShape(op, "weight", weight, "float32", "C", [C]);
   expectShape(op, "rstd", rstd, "float32", names.split(", ").slice(0, -1).join(", "), shape.slice(0, -1));
   expectShape(op, "dweight", dweight, "float32", "C", [C]);
-  const result = dinp ?? Tensor.empty(shape);
-  expectShape(op, "dinp", result, "float32", names, shape);
+  const result = output(op, "dinp", dinp, "float32", names, shape);
   binding.rmsnormBackward(
     result.data as Float32Array,
     dweight.data as Float32Array,

@@ -5,7 +5,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, finite } from "./check.js";
+import { dimsOf, expectShape, finite, output } from "./check.js";
 
 export interface RopeBinding {
   ropeForward(out: Float32Array, inp: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number): void;
@@ -40,8 +40,7 @@ function ropeDims(op: string, name: string, x: Tensor, positions: Tensor, theta:
 export function ropeForward(x: Tensor, positions: Tensor, theta: number, out?: Tensor): Tensor<"float32"> {
   const op = "ropeForward";
   const shape = ropeDims(op, "x", x, positions, theta);
-  const result = out ?? Tensor.empty(shape);
-  expectShape(op, "out", result, "float32", "B, T, H, D", shape);
+  const result = output(op, "out", out, "float32", "B, T, H, D", shape);
   const [B, T, H, D] = shape as [number, number, number, number];
   binding.ropeForward(result.data as Float32Array, x.data as Float32Array, positions.data as Int32Array, B, T, H, D, theta);
   return result as Tensor<"float32">;
@@ -58,8 +57,7 @@ export function ropeForward(x: Tensor, positions: Tensor, theta: number, out?: T
 export function ropeBackward(dout: Tensor, positions: Tensor, theta: number, dinp?: Tensor): Tensor<"float32"> {
   const op = "ropeBackward";
   const shape = ropeDims(op, "dout", dout, positions, theta);
-  const result = dinp ?? Tensor.empty(shape);
-  expectShape(op, "dinp", result, "float32", "B, T, H, D", shape);
+  const result = output(op, "dinp", dinp, "float32", "B, T, H, D", shape);
   const [B, T, H, D] = shape as [number, number, number, number];
   binding.ropeBackward(result.data as Float32Array, dout.data as Float32Array, positions.data as Int32Array, B, T, H, D, theta);
   return result as Tensor<"float32">;

@@ -4,20 +4,16 @@
  * large |gate| is.
  */
 import { binding } from "../native.js";
-import { Tensor } from "../tensor.js";
-import { expectShape } from "./check.js";
+import type { Tensor } from "../tensor.js";
+import { dimNames, expectShape, output } from "./check.js";
 
 export interface SwigluBinding {
   swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   swigluBackward(dgate: Float32Array, dup: Float32Array, dout: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 }
 
-function names(shape: readonly number[]): string {
-  return shape.map((_, i) => `d${i}`).join(", ");
-}
-
 function same(op: string, name: string, t: Tensor, shape: readonly number[]): void {
-  expectShape(op, name, t, "float32", names(shape), shape);
+  expectShape(op, name, t, "float32", dimNames(shape), shape);
 }
 
 /**
@@ -31,10 +27,9 @@ export function swigluForward(gate: Tensor, up: Tensor, out?: Tensor): Tensor<"f
   const op = "swigluForward";
   same(op, "gate", gate, gate.shape);
   same(op, "up", up, gate.shape);
-  const result = out ?? Tensor.empty(gate.shape);
-  same(op, "out", result, gate.shape);
+  const result = output(op, "out", out, "float32", dimNames(gate.shape), gate.shape);
   binding.swigluForward(result.data as Float32Array, gate.data as Float32Array, up.data as Float32Array, gate.numel);
-  return result as Tensor<"float32">;
+  return result;
 }
 
 /**
@@ -55,10 +50,8 @@ export function swigluBackward(
   same(op, "gate", gate, gate.shape);
   same(op, "dout", dout, gate.shape);
   same(op, "up", up, gate.shape);
-  const g = dgate ?? Tensor.empty(gate.shape);
-  const u = dup ?? Tensor.empty(gate.shape);
-  same(op, "dgate", g, gate.shape);
-  same(op, "dup", u, gate.shape);
+  const g = output(op, "dgate", dgate, "float32", dimNames(gate.shape), gate.shape);
+  const u = output(op, "dup", dup, "float32", dimNames(gate.shape), gate.shape);
   binding.swigluBackward(
     g.data as Float32Array,
     u.data as Float32Array,
@@ -67,5 +60,5 @@ export function swigluBackward(
     up.data as Float32Array,
     gate.numel,
   );
-  return { dgate: g as Tensor<"float32">, dup: u as Tensor<"float32"> };
+  return { dgate: g, dup: u };
 }

@@ -5,7 +5,7 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, finite, integer } from "./check.js";
+import { dimsOf, expectShape, finite, integer, output } from "./check.js";
 
 export interface XentBinding {
   crossEntropyForward(
@@ -80,8 +80,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
     throw new RangeError(`${op}: expected reduction "mean", "sum" or "none" but received ${String(reduction)}`);
   }
-  const lse = opts.lse ?? Tensor.empty([N]);
-  expectShape(op, "lse", lse, "float32", "N", [N]);
+  const lse = output(op, "lse", opts.lse, "float32", "N", [N]);
   const losses = opts.losses ?? (reduction === "none" ? Tensor.empty([N]) : undefined);
   if (losses) expectShape(op, "losses", losses, "float32", "N", [N]);
   const { lossSum, count } = binding.crossEntropyForward(
@@ -136,8 +135,7 @@ export function crossEntropyBackward(
   expectShape(op, "lse", lse, "float32", "N", [N]);
   const dloss = finite(op, "dloss", opts.dloss);
   const ignoreIndex = integer(op, "ignoreIndex", opts.ignoreIndex ?? IGNORE_INDEX, -(2 ** 31), 2 ** 31 - 1);
-  const out = opts.inPlace ? logits : (opts.out ?? Tensor.empty([N, V]));
-  expectShape(op, "out", out, "float32", "N, V", [N, V]);
+  const out = output(op, "out", opts.inPlace ? logits : opts.out, "float32", "N, V", [N, V]);
   binding.crossEntropyBackward(
     out.data as Float32Array,
     logits.data as Float32Array,
