@@ -36,7 +36,7 @@ void check_disjoint(const Args& args, std::initializer_list<Span> spans) {
 Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   Args args(info, "adamwStep", 15);
   const int64_t n = args.size(5, "n", 0);
-  const std::string what = shape("n", {n});
+  const ShapeText what = shape("n", {n});
   float* params = args.f32(0, "params", n, what);
   float* m = args.f32(1, "m", n, what);
   float* v = args.f32(2, "v", n, what);

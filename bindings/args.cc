@@ -3,6 +3,7 @@
 #include <cmath>
 #include <exception>
 #include <sstream>
+#include <stdexcept>
 
 namespace growlm::bindings {
 
@@ -10,14 +11,16 @@ namespace {
 constexpr double MAX_SAFE = 9007199254740991.0;  // 2^53 - 1
 }
 
-std::string shape(const char* names, std::initializer_list<int64_t> dims) {
+ShapeText::ShapeText(const char* names, std::initializer_list<int64_t> dims) : names_(names) {
+  if (dims.size() > MAX_RANK) throw std::logic_error("ShapeText: rank above MAX_RANK");
+  for (int64_t d : dims) dims_[rank_++] = d;
+}
+
+std::string ShapeText::str() const {
+  if (!names_) return text_;
   std::ostringstream s;
-  s << "[" << names << "] = [";
-  bool first = true;
-  for (int64_t d : dims) {
-    s << (first ? "" : ", ") << d;
-    first = false;
-  }
+  s << "[" << names_ << "] = [";
+  for (size_t i = 0; i < rank_; ++i) s << (i ? ", " : "") << dims_[i];
   s << "]";
   return s.str();
 }
@@ -62,7 +65,7 @@ int64_t Args::count(const char* names, std::initializer_list<int64_t> dims) cons
   int64_t n = 1;
   for (int64_t d : dims) {
     if (__builtin_mul_overflow(n, d, &n) || n > static_cast<int64_t>(MAX_SAFE)) {
-      range_error(shape(names, dims) + " has more than 2^53 - 1 elements");
+      range_error(shape(names, dims).str() + " has more than 2^53 - 1 elements");
     }
   }
   return n;
@@ -91,7 +94,7 @@ std::string Args::string(size_t i, const char* name) const {
 }
 
 void* Args::typed(size_t i, const char* name, napi_typedarray_type type, const char* type_name,
-                  int64_t length, bool at_least, const std::string& what) const {
+                  int64_t length, bool at_least, const ShapeText& what) const {
   const Napi::Value v = info_[i];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
     type_error(std::string("expected ") + type_name + " for \"" + name + "\"");
@@ -101,7 +104,7 @@ void* Args::typed(size_t i, const char* name, napi_typedarray_type type, const c
   if (at_least ? got < length : got != length) {
     std::ostringstream s;
     s << "expected " << type_name << " of length " << (at_least ? "at least " : "") << length
-      << " (" << what << ") for \"" << name << "\" but received length " << got;
+      << " (" << what.str() << ") for \"" << name << "\" but received length " << got;
     range_error(s.str());
   }
   Napi::ArrayBuffer buffer = array.ArrayBuffer();
@@ -109,31 +112,31 @@ void* Args::typed(size_t i, const char* name, napi_typedarray_type type, const c
   return static_cast<uint8_t*>(buffer.Data()) + array.ByteOffset();
 }
 
-float* Args::f32(size_t i, const char* name, int64_t length, const std::string& what) const {
+float* Args::f32(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<float*>(typed(i, name, napi_float32_array, "Float32Array", length, false, what));
 }
-uint16_t* Args::u16(size_t i, const char* name, int64_t length, const std::string& what) const {
+uint16_t* Args::u16(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<uint16_t*>(typed(i, name, napi_uint16_array, "Uint16Array (bf16)", length, false, what));
 }
-int32_t* Args::i32(size_t i, const char* name, int64_t length, const std::string& what) const {
+int32_t* Args::i32(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<int32_t*>(typed(i, name, napi_int32_array, "Int32Array", length, false, what));
 }
-uint8_t* Args::u8(size_t i, const char* name, int64_t length, const std::string& what) const {
+uint8_t* Args::u8(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<uint8_t*>(typed(i, name, napi_uint8_array, "Uint8Array", length, false, what));
 }
-int64_t* Args::i64(size_t i, const char* name, int64_t length, const std::string& what) const {
+int64_t* Args::i64(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<int64_t*>(typed(i, name, napi_bigint64_array, "BigInt64Array", length, false, what));
 }
-float* Args::f32_or_null(size_t i, const char* name, int64_t length, const std::string& what) const {
+float* Args::f32_or_null(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return is_null(i) ? nullptr : f32(i, name, length, what);
 }
-uint16_t* Args::u16_or_null(size_t i, const char* name, int64_t length, const std::string& what) const {
+uint16_t* Args::u16_or_null(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return is_null(i) ? nullptr : u16(i, name, length, what);
 }
-float* Args::f32_at_least(size_t i, const char* name, int64_t length, const std::string& what) const {
+float* Args::f32_at_least(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<float*>(typed(i, name, napi_float32_array, "Float32Array", length, true, what));
 }
-uint16_t* Args::u16_at_least(size_t i, const char* name, int64_t length, const std::string& what) const {
+uint16_t* Args::u16_at_least(size_t i, const char* name, int64_t length, const ShapeText& what) const {
   return static_cast<uint16_t*>(typed(i, name, napi_uint16_array, "Uint16Array (bf16)", length, true, what));
 }
 

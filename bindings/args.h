@@ -9,11 +9,29 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 namespace growlm::bindings {
 
-/// "[N, C] = [12, 512]" from names "N, C" and their values.
-std::string shape(const char* names, std::initializer_list<int64_t> dims);
+/// An argument's expected shape, for error messages: "[N, C] = [12, 512]". Kept as names and
+/// numbers and formatted only when an error is thrown, so a kernel call that passes its
+/// checks pays no string formatting.
+class ShapeText {
+ public:
+  ShapeText(const char* names, std::initializer_list<int64_t> dims);
+  /// An already formatted description (for shapes that need more words).
+  ShapeText(std::string text) : names_(nullptr), text_(std::move(text)) {}
+  std::string str() const;
+
+ private:
+  static constexpr size_t MAX_RANK = 6;
+  const char* names_;  // a string literal; null when text_ holds the description
+  int64_t dims_[MAX_RANK] = {};
+  size_t rank_ = 0;
+  std::string text_;
+};
+
+inline ShapeText shape(const char* names, std::initializer_list<int64_t> dims) { return ShapeText(names, dims); }
 
 class Args {
  public:
@@ -36,17 +54,17 @@ class Args {
   bool is_null(size_t i) const;
 
   // Typed arrays of exactly `length` elements; `what` describes the expected shape.
-  float* f32(size_t i, const char* name, int64_t length, const std::string& what) const;
-  uint16_t* u16(size_t i, const char* name, int64_t length, const std::string& what) const;
-  int32_t* i32(size_t i, const char* name, int64_t length, const std::string& what) const;
-  uint8_t* u8(size_t i, const char* name, int64_t length, const std::string& what) const;
-  int64_t* i64(size_t i, const char* name, int64_t length, const std::string& what) const;
+  float* f32(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  uint16_t* u16(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  int32_t* i32(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  uint8_t* u8(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  int64_t* i64(size_t i, const char* name, int64_t length, const ShapeText& what) const;
   /// The same, or nullptr when the argument is null or undefined.
-  float* f32_or_null(size_t i, const char* name, int64_t length, const std::string& what) const;
-  uint16_t* u16_or_null(size_t i, const char* name, int64_t length, const std::string& what) const;
+  float* f32_or_null(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  uint16_t* u16_or_null(size_t i, const char* name, int64_t length, const ShapeText& what) const;
   /// A Float32Array of at least `length` elements (strided matrices).
-  float* f32_at_least(size_t i, const char* name, int64_t length, const std::string& what) const;
-  uint16_t* u16_at_least(size_t i, const char* name, int64_t length, const std::string& what) const;
+  float* f32_at_least(size_t i, const char* name, int64_t length, const ShapeText& what) const;
+  uint16_t* u16_at_least(size_t i, const char* name, int64_t length, const ShapeText& what) const;
 
   /// Checks every id is in [0, limit) (or equal to `allowed`, when given).
   void check_ids(const int32_t* ids, int64_t n, const char* name, int64_t limit,
@@ -57,7 +75,7 @@ class Args {
 
  private:
   void* typed(size_t i, const char* name, napi_typedarray_type type, const char* type_name,
-              int64_t length, bool at_least, const std::string& what) const;
+              int64_t length, bool at_least, const ShapeText& what) const;
 
   const Napi::CallbackInfo& info_;
   const char* op_;

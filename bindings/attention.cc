@@ -50,8 +50,8 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Args args(info, "attentionForward", 11);
   const Dims d = dims(args, 5);
   const float scale = scale_of(args, 10);
-  const std::string q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
-  const std::string kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  const ShapeText q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
+  const ShapeText kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
   float* out = args.f32(0, "out", d.q, q_shape);
   float* lse = args.f32(1, "lse", d.stats, shape("B, H, T", {d.B, d.H, d.T}));
   const float* q = args.f32(2, "q", d.q, q_shape);
@@ -66,8 +66,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args args(info, "attentionBackward", 15);
   const Dims d = dims(args, 9);
   const float scale = scale_of(args, 14);
-  const std::string q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
-  const std::string kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
+  const ShapeText q_shape = shape("B, T, H, D", {d.B, d.T, d.H, d.D});
+  const ShapeText kv_shape = shape("B, T, Hkv, D", {d.B, d.T, d.Hkv, d.D});
   float* dq = args.f32(0, "dq", d.q, q_shape);
   float* dk = args.f32(1, "dk", d.kv, kv_shape);
   float* dv = args.f32(2, "dv", d.kv, kv_shape);

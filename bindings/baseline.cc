@@ -65,7 +65,7 @@ Napi::Value OpenblasSgemm(const Napi::CallbackInfo& info) {
   const int64_t ldb = args.integer(9, "ldb", tb ? K : N, INT32_MAX);
   const float beta = static_cast<float>(args.finite(10, "beta"));
   const int64_t ldc = args.integer(12, "ldc", N, INT32_MAX);
-  const std::string what = shape("M, N, K", {M, N, K});
+  const ShapeText what = shape("M, N, K", {M, N, K});
   const float* A = args.f32_at_least(6, "A", ((ta ? K : M) - 1) * lda + (ta ? M : K), what);
   const float* B = args.f32_at_least(8, "B", ((tb ? N : K) - 1) * ldb + (tb ? K : N), what);
   float* C = args.f32_at_least(11, "C", (M - 1) * ldc + N, what);

@@ -11,7 +11,7 @@ namespace {
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Args args(info, "add", 4);
   const int64_t n = args.size(3, "n", 0);
-  const std::string what = shape("n", {n});
+  const ShapeText what = shape("n", {n});
   float* out = args.f32(0, "out", n, what);
   const float* a = args.f32(1, "a", n, what);
   const float* b = args.f32(2, "b", n, what);
@@ -20,13 +20,13 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
 }
 
 template <typename T>
-T* array_arg(const Args& args, size_t i, const char* name, int64_t n, const std::string& what);
+T* array_arg(const Args& args, size_t i, const char* name, int64_t n, const ShapeText& what);
 template <>
-float* array_arg<float>(const Args& args, size_t i, const char* name, int64_t n, const std::string& what) {
+float* array_arg<float>(const Args& args, size_t i, const char* name, int64_t n, const ShapeText& what) {
   return args.f32(i, name, n, what);
 }
 template <>
-uint16_t* array_arg<uint16_t>(const Args& args, size_t i, const char* name, int64_t n, const std::string& what) {
+uint16_t* array_arg<uint16_t>(const Args& args, size_t i, const char* name, int64_t n, const ShapeText& what) {
   return args.u16(i, name, n, what);
 }
 
@@ -35,7 +35,7 @@ template <const char* Op, typename Out, typename In, void (*Kernel)(Out*, const 
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   Args args(info, Op, 3);
   const int64_t n = args.size(2, "n", 0);
-  const std::string what = shape("n", {n});
+  const ShapeText what = shape("n", {n});
   Out* dst = array_arg<Out>(args, 0, "dst", n, what);
   const In* src = array_arg<In>(args, 1, "src", n, what);
   Kernel(dst, src, n, context(info.Env()));

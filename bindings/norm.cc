@@ -29,7 +29,7 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   const int64_t C = args.size(5, "C", 1);
   const float eps = positive_eps(args, 6);
   const int64_t NC = args.count("N, C", {N, C});
-  const std::string nc = shape("N, C", {N, C});
+  const ShapeText nc = shape("N, C", {N, C});
   float* out = args.f32(0, "out", NC, nc);
   float* rstd = args.f32(1, "rstd", N, shape("N", {N}));
   const float* inp = args.f32(2, "inp", NC, nc);
@@ -44,8 +44,8 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   const int64_t N = args.size(6, "N", 0);
   const int64_t C = args.size(7, "C", 1);
   const int64_t NC = args.count("N, C", {N, C});
-  const std::string nc = shape("N, C", {N, C});
-  const std::string c = shape("C", {C});
+  const ShapeText nc = shape("N, C", {N, C});
+  const ShapeText c = shape("C", {C});
   float* dinp = args.f32(0, "dinp", NC, nc);
   float* dweight = args.f32(1, "dweight", C, c);
   const float* dout = args.f32(2, "dout", NC, nc);

@@ -46,7 +46,7 @@ RopeArgs rope_args(const Args& args) {
 Napi::Value RopeForward(const Napi::CallbackInfo& info) {
   Args args(info, "ropeForward", 8);
   const RopeArgs r = rope_args(args);
-  const std::string what = shape("B, T, H, D", {r.B, r.T, r.H, r.D});
+  const ShapeText what = shape("B, T, H, D", {r.B, r.T, r.H, r.D});
   float* out = args.f32(0, "out", r.n, what);
   const float* inp = args.f32(1, "inp", r.n, what);
   rope_forward(out, inp, r.positions, r.B, r.T, r.H, r.D, r.theta, context(info.Env()));
@@ -57,7 +57,7 @@ Napi::Value RopeForward(const Napi::CallbackInfo& info) {
 Napi::Value RopeBackward(const Napi::CallbackInfo& info) {
   Args args(info, "ropeBackward", 8);
   const RopeArgs r = rope_args(args);
-  const std::string what = shape("B, T, H, D", {r.B, r.T, r.H, r.D});
+  const ShapeText what = shape("B, T, H, D", {r.B, r.T, r.H, r.D});
   float* dinp = args.f32(0, "dinp", r.n, what);
   const float* dout = args.f32(1, "dout", r.n, what);
   rope_backward(dinp, dout, r.positions, r.B, r.T, r.H, r.D, r.theta, context(info.Env()));

@@ -11,7 +11,7 @@ namespace {
 Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
   Args args(info, "swigluForward", 4);
   const int64_t n = args.size(3, "n", 0);
-  const std::string what = shape("n", {n});
+  const ShapeText what = shape("n", {n});
   float* out = args.f32(0, "out", n, what);
   const float* gate = args.f32(1, "gate", n, what);
   const float* up = args.f32(2, "up", n, what);
@@ -23,7 +23,7 @@ Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   Args args(info, "swigluBackward", 6);
   const int64_t n = args.size(5, "n", 0);
-  const std::string what = shape("n", {n});
+  const ShapeText what = shape("n", {n});
   float* dgate = args.f32(0, "dgate", n, what);
   float* dup = args.f32(1, "dup", n, what);
   const float* dout = args.f32(2, "dout", n, what);

@@ -17,7 +17,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   const int64_t N = args.size(4, "N", 0);
   const int64_t V = args.size(5, "V", 1);
   const int32_t ignore = static_cast<int32_t>(args.integer(6, "ignoreIndex", INT32_MIN, INT32_MAX));
-  const std::string rows = shape("N", {N});
+  const ShapeText rows = shape("N", {N});
   float* losses = args.f32_or_null(0, "losses", N, rows);
   float* lse = args.f32(1, "lse", N, rows);
   const float* logits = args.f32(2, "logits", args.count("N, V", {N, V}), shape("N, V", {N, V}));
@@ -41,8 +41,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const double dloss64 = args.finite(7, "dloss");
   if (std::fabs(dloss64) > FLT_MAX) args.range_error("\"dloss\" does not fit in float32");
   const float dloss = static_cast<float>(dloss64);
-  const std::string rows = shape("N", {N});
-  const std::string full = shape("N, V", {N, V});
+  const ShapeText rows = shape("N", {N});
+  const ShapeText full = shape("N, V", {N, V});
   const int64_t length = args.count("N, V", {N, V});
   float* dlogits = args.f32(0, "dlogits", length, full);
   const float* logits = args.f32(1, "logits", length, full);
