@@ -6,17 +6,7 @@
  * the fraction of the machine's FMA peak.
  */
 import { binding } from "../src/native.js";
-import type { BenchSuite, Contender } from "./common.js";
-
-function buffer(n: number, seed: number): Float32Array {
-  const a = new Float32Array(binding.alloc(n * 4, false));
-  let x = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    a[i] = x / 2 ** 31 - 1;
-  }
-  return a;
-}
+import { uniformBuffer, type BenchSuite, type Contender } from "./common.js";
 
 export const suite: BenchSuite = {
   name: "attention",
@@ -29,8 +19,8 @@ export const suite: BenchSuite = {
     const forwardFlops = 4 * B * H * T * T * D * 0.5;
 
     const n = 2048;
-    const A = buffer(n * n, 1);
-    const Bm = buffer(n * n, 2);
+    const A = uniformBuffer(n * n, 1);
+    const Bm = uniformBuffer(n * n, 2);
     const C = new Float32Array(binding.alloc(n * n * 4, true));
     const gemmFlops = 2 * n * n * n;
     const gemms: { contender: Contender; flops: number }[] = [
@@ -45,10 +35,10 @@ export const suite: BenchSuite = {
     }
 
     for (const Hkv of [8, 2]) {
-      const q = buffer(B * T * H * D, 3);
-      const k = buffer(B * T * Hkv * D, 4);
-      const v = buffer(B * T * Hkv * D, 5);
-      const dout = buffer(B * T * H * D, 6);
+      const q = uniformBuffer(B * T * H * D, 3);
+      const k = uniformBuffer(B * T * Hkv * D, 4);
+      const v = uniformBuffer(B * T * Hkv * D, 5);
+      const dout = uniformBuffer(B * T * H * D, 6);
       const out = new Float32Array(binding.alloc(q.length * 4, true));
       const lse = new Float32Array(binding.alloc(B * H * T * 4, true));
       const dq = new Float32Array(binding.alloc(q.length * 4, true));

@@ -67,6 +67,20 @@ export interface HarnessOptions {
   threads: number;
 }
 
+/** n floats in native, 64-byte-aligned memory, uniform in [-1, 1) from growlm's Philox stream. */
+export function uniformBuffer(n: number, seed: number): Float32Array {
+  const a = new Float32Array(binding.alloc(n * 4, false));
+  binding.rngUniform(a, n, seed, 0, -1, 1);
+  return a;
+}
+
+/** n floats in native, 64-byte-aligned memory, a[i] = value(i). */
+export function filledBuffer(n: number, value: (i: number) => number): Float32Array {
+  const a = new Float32Array(binding.alloc(n * 4, false));
+  for (let i = 0; i < n; i++) a[i] = value(i);
+  return a;
+}
+
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;

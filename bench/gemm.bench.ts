@@ -6,7 +6,7 @@
  * one (vdpbf16ps does two products per lane and instruction).
  */
 import { binding } from "../src/native.js";
-import type { BenchSuite, Contender } from "./common.js";
+import { uniformBuffer, type BenchSuite, type Contender } from "./common.js";
 
 const LAYOUTS = [
   ["NN", false, false],
@@ -14,23 +14,12 @@ const LAYOUTS = [
   ["TN", true, false],
 ] as const;
 
-/** Native, 64-byte-aligned n floats in [-1, 1) from a fixed LCG (values do not affect timing). */
-function matrix(n: number, seed: number): Float32Array {
-  const out = new Float32Array(binding.alloc(n * 4, false));
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-
 export const suite: BenchSuite = {
   name: "gemm",
   run(ctx) {
     const largest = 2048;
-    const A = matrix(largest * largest, 1);
-    const B = matrix(largest * largest, 2);
+    const A = uniformBuffer(largest * largest, 1);
+    const B = uniformBuffer(largest * largest, 2);
     const C = new Float32Array(binding.alloc(largest * largest * 4, true));
     const Ah = new Uint16Array(binding.alloc(largest * largest * 2, false));
     const Bh = new Uint16Array(binding.alloc(largest * largest * 2, false));

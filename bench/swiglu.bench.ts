@@ -3,24 +3,18 @@
  * bandwidth, at a LLaMA-small MLP (4 × 1024 tokens, intermediate size 2816).
  */
 import { binding } from "../src/native.js";
-import type { BenchSuite } from "./common.js";
-
-function filled(n: number, value: (i: number) => number): Float32Array {
-  const a = new Float32Array(binding.alloc(n * 4, false));
-  for (let i = 0; i < n; i++) a[i] = value(i);
-  return a;
-}
+import { filledBuffer, type BenchSuite } from "./common.js";
 
 export const suite: BenchSuite = {
   name: "swiglu",
   run(ctx) {
     const n = 4 * 1024 * 2816;
-    const gate = filled(n, (i) => 4 * Math.sin(i));
-    const up = filled(n, (i) => Math.cos(i));
-    const dout = filled(n, (i) => Math.sin(3 * i));
-    const out = filled(n, () => 0);
-    const dgate = filled(n, () => 0);
-    const dup = filled(n, () => 0);
+    const gate = filledBuffer(n, (i) => 4 * Math.sin(i));
+    const up = filledBuffer(n, (i) => Math.cos(i));
+    const dout = filledBuffer(n, (i) => Math.sin(3 * i));
+    const out = filledBuffer(n, () => 0);
+    const dgate = filledBuffer(n, () => 0);
+    const dup = filledBuffer(n, () => 0);
     ctx.compare(`swiglu forward n=${n}`, "GB/s", 12 * n, [
       { name: "growlm swigluForward", fn: () => binding.swigluForward(out, gate, up, n) },
     ], "copy");
