@@ -14,11 +14,22 @@ import { binding } from "../src/native.js";
 import { loadOpenBlas, type OpenBlas } from "../src/kernels/baseline.js";
 
 export type { OpenBlas };
-export type Unit = "GFLOP/s" | "GB/s";
+export type Unit = "GFLOP/s" | "GB/s" | "tokens/s" | "MiB";
 
+/** A function timed by benchmark.js. */
 export interface Contender {
   name: string;
   fn: () => void;
+}
+
+/**
+ * A contender that times itself (e.g. another process): `measure` returns its throughput in
+ * the unit (GFLOP/s, GB/s, or plain tokens per second for "tokens/s").
+ */
+export interface MeasuredContender {
+  name: string;
+  warm(): void;
+  measure(): number;
 }
 
 /** One result: `value` of the case against one baseline, ratio = value / baseline_value. */
@@ -33,6 +44,8 @@ export interface BenchRecord {
 }
 
 export interface BenchContext {
+  /** Prints and records a value measured elsewhere against named baselines (ratio = value / baseline). */
+  report(caseName: string, unit: Unit, value: number, baselines: readonly (readonly [string, number])[]): void;
   /** fp32 FMA peak of the active code path, all threads, measured at the start of this run (GFLOP/s). */
   readonly peakGflops: number;
   /** Plain multithreaded copy bandwidth, bytes read + written, at the start of this run (GB/s). */
@@ -44,15 +57,16 @@ export interface BenchContext {
    * contenders[0] is growlm's, each other contender is a named baseline, and `machine`
    * adds a ratio against the measured peak ("peak") or copy bandwidth ("copy").
    * `workPerCall` is flops (GFLOP/s) or bytes read + written (GB/s) per call; pass an array
-   * to give each contender its own work (e.g. attention against a GEMM).
+   * to give each contender its own work (e.g. attention against a GEMM). Returns the
+   * contenders' median throughputs.
    */
   compare(
     caseName: string,
     unit: Unit,
     workPerCall: number | readonly number[],
-    contenders: readonly Contender[],
+    contenders: readonly (Contender | MeasuredContender)[],
     machine?: "peak" | "copy",
-  ): void;
+  ): number[];
 }
 
 export interface BenchSuite {
@@ -109,9 +123,10 @@ function medianAlternating(items: readonly Measurable[], rounds: number): number
   return samples.map(median);
 }
 
-/** Throughput in units of 1e9 `work` per second of a contender, by benchmark.js. */
-function timed(c: Contender, work: number, maxTime: number): Measurable {
-  return { warm: c.fn, measure: () => work / secondsPerCall(c.name, c.fn, maxTime) / 1e9 };
+/** Throughput of a contender by benchmark.js: 1e9 `work` per second (GFLOP/s, GB/s) or work per second (tokens/s). */
+function timed(c: Contender, work: number, maxTime: number, unit: Unit = "GFLOP/s"): Measurable {
+  const per = unit === "tokens/s" ? 1 : 1e9;
+  return { warm: c.fn, measure: () => work / secondsPerCall(c.name, c.fn, maxTime) / per };
 }
 
 function format(value: number): string {
@@ -138,15 +153,27 @@ export function createContext(suite: () => string, options: HarnessOptions, reco
   console.log(`${copyName}: ${format(copyGBs)} GB/s`);
   console.log(`OpenBLAS: ${openblas ? openblas.path : "not installed (apt-get install libopenblas0)"}`);
 
+  const report = (caseName: string, unit: Unit, value: number, baselines: readonly (readonly [string, number])[]): void => {
+    const ratios = baselines.map(([name, v]) => `${format(value / v)}× ${name} (${format(v)})`);
+    console.log(`  ${caseName.padEnd(44)} ${format(value).padStart(7)} ${unit}  ${ratios.join(", ")}`);
+    if (baselines.length === 0) {
+      records.push({ suite: suite(), case: caseName, value, unit, baseline: "none", baseline_value: NaN, ratio: NaN });
+    }
+    for (const [name, v] of baselines) {
+      records.push({ suite: suite(), case: caseName, value, unit, baseline: name, baseline_value: v, ratio: value / v });
+    }
+  };
+
   return {
     peakGflops,
     copyGBs,
     openblas,
+    report,
     compare(caseName, unit, workPerCall, contenders, machine) {
       if (contenders.length === 0) throw new Error(`bench ${caseName}: no contenders`);
       const works = typeof workPerCall === "number" ? contenders.map(() => workPerCall) : workPerCall;
       if (works.length !== contenders.length) throw new Error(`bench ${caseName}: one work per contender`);
-      const items = contenders.map((c, i) => timed(c, works[i]!, options.maxTime));
+      const items = contenders.map((c, i) => ("fn" in c ? timed(c, works[i]!, options.maxTime, unit) : c));
       if (machine === "peak") items.push(peak);
       if (machine === "copy") items.push(copy);
       const values = medianAlternating(items, options.rounds);
@@ -154,14 +181,8 @@ export function createContext(suite: () => string, options: HarnessOptions, reco
       const baselines: [string, number][] = contenders.slice(1).map((c, i) => [c.name, values[i + 1]!]);
       if (machine === "peak") baselines.push([peakName, values.at(-1)!]);
       if (machine === "copy") baselines.push([copyName, values.at(-1)!]);
-      const ratios = baselines.map(([name, v]) => `${format(value / v)}× ${name} (${format(v)})`);
-      console.log(`  ${caseName.padEnd(44)} ${format(value).padStart(7)} ${unit}  ${ratios.join(", ")}`);
-      if (baselines.length === 0) {
-        records.push({ suite: suite(), case: caseName, value, unit, baseline: "none", baseline_value: NaN, ratio: NaN });
-      }
-      for (const [name, v] of baselines) {
-        records.push({ suite: suite(), case: caseName, value, unit, baseline: name, baseline_value: v, ratio: value / v });
-      }
+      report(caseName, unit, value, baselines);
+      return values.slice(0, contenders.length);
     },
   };
 }

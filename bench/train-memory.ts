@@ -1,0 +1,15 @@
+/**
+ * `node --import tsx bench/train-memory.ts S|M float32|bfloat16`: trains a few steps of a
+ * config of bench/train.bench.ts in this fresh process and prints its peak resident set in
+ * bytes (the memory row of the train suite).
+ */
+import { TRAIN_CONFIGS, makeTrainStep } from "./train.bench.js";
+
+const [name, matmul] = process.argv.slice(2);
+const bench = TRAIN_CONFIGS.find((c) => c.name === name);
+if (!bench || (matmul !== "float32" && matmul !== "bfloat16")) {
+  throw new Error("usage: train-memory.ts S|M float32|bfloat16");
+}
+const { step } = makeTrainStep(bench, matmul);
+for (let i = 0; i < 3; i++) step();
+console.log(process.resourceUsage().maxRSS * 1024);

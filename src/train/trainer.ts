@@ -1,0 +1,81 @@
+/**
+ * One optimizer step of causal-LM training over micro-batches (gradient accumulation), the
+ * way Hugging Face's Trainer takes it: zero the gradients, forward and backward every
+ * micro-batch, clip the global norm, AdamW with the scheduled learning rate.
+ *
+ * Gradient accumulation weights every counted token equally across the micro-batches
+ * (transformers >= 4.46, `num_items_in_batch`): the objective is Σ NLL / (tokens counted in
+ * all micro-batches), so accumulating k micro-batches gives the gradient of one batch k times
+ * as large, and data-parallel ranks can split a batch without changing the result.
+ */
+import { GrowlmError } from "../errors.js";
+import type { LlamaModel } from "../model/llama.js";
+import type { Tensor } from "../tensor.js";
+import { type LrScheduleConfig, LrSchedule } from "./lr.js";
+import { AdamW, type AdamwOptions } from "./optimizer.js";
+
+/** A micro-batch: int32 [B, T] input ids and labels (-100 ignored, shifted inside). */
+export interface Batch {
+  ids: Tensor;
+  labels: Tensor;
+}
+
+export interface TrainerOptions {
+  schedule: LrScheduleConfig;
+  optimizer?: AdamwOptions;
+}
+
+export interface StepResult {
+  /** The optimizer step just taken (1 for the first). */
+  step: number;
+  /** Mean NLL over the counted tokens of all micro-batches (before the update). */
+  loss: number;
+  /** Tokens that counted in the loss. */
+  tokens: number;
+  gradNorm: number;
+  lr: number;
+}
+
+/** Counts the positions t whose label labels[t + 1] is not -100 (what the loss counts). */
+export function countedTokens(labels: Tensor): number {
+  const [B, T] = labels.shape as [number, number];
+  const data = labels.data as Int32Array;
+  let n = 0;
+  for (let b = 0; b < B; b++) for (let t = 1; t < T; t++) if (data[b * T + t] !== -100) n++;
+  return n;
+}
+
+export class Trainer {
+  readonly optimizer: AdamW;
+  readonly schedule: LrSchedule;
+
+  constructor(readonly model: LlamaModel, options: TrainerOptions) {
+    this.schedule = new LrSchedule(options.schedule);
+    this.optimizer = new AdamW(model, options.optimizer);
+  }
+
+  /** Optimizer steps taken so far (the schedule's position). */
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  /** One optimizer step over `microBatches` (accumulated). */
+  trainStep(microBatches: readonly Batch[]): StepResult {
+    if (microBatches.length === 0) throw new GrowlmError("Trainer.trainStep", "no micro-batch given");
+    const tokens = microBatches.reduce((n, b) => n + countedTokens(b.labels), 0);
+    if (tokens === 0) throw new GrowlmError("Trainer.trainStep", "no label in the batch counts (all -100)");
+    const model = this.model;
+    model.zeroGrad();
+    let lossSum = 0;
+    for (const batch of microBatches) {
+      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens }).lossSum;
+    }
+    const lr = this.schedule.lr(this.optimizer.step);
+    const { gradNorm } = this.optimizer.update(lr);
+    return { step: this.optimizer.step, loss: lossSum / tokens, tokens, gradNorm, lr };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
