@@ -29,8 +29,8 @@ import {
   type TensorToWrite,
   openSafetensors,
   stageSafetensors,
-  temporaryPath,
 } from "./safetensors.js";
+import { stageFile } from "./atomic.js";
 
 /** File names of a Hugging Face model directory, as transformers spells them. */
 export const CONFIG_NAME = "config.json";
@@ -92,26 +92,6 @@ function jsonText(obj: Record<string, unknown>): string {
   return `${JSON.stringify(obj, sortKeys, 2)}\n`;
 }
 
-/**
- * Writes `content` to a temporary file beside `file`, fsynced; returns the temporary path for
- * the caller to rename. Removes it and rethrows on failure.
- */
-function stageFile(file: string, content: string | Uint8Array): string {
-  const tmp = temporaryPath(file);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, "wx");
-    fs.writeFileSync(fd, content);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    return tmp;
-  } catch (err) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw new GrowlmError("saveModelDir", `cannot write ${file}: ${(err as Error).message}`, { cause: err });
-  }
-}
 
 /** Reads `dir`/config.json as a LlamaConfig (transformers' defaults for missing fields). */
 export function readModelConfig(dir: string): LlamaConfig {
@@ -502,7 +482,6 @@ export function saveModelDir(dir: string, options: SaveModelOptions): SavedModel
   const version = typeof config.metadata.transformers_version === "string" ? config.metadata.transformers_version : WRITTEN_TRANSFORMERS_VERSION;
   const configJson = llamaConfigToJson(config, dtype);
   configJson.transformers_version ??= version;
-  if ("dtype" in configJson) configJson.dtype = dtype;
   const generation = generationConfigToJson(options.generationConfig ?? generationConfigFromModel(config), version);
 
   const data = flat.data;
@@ -514,9 +493,9 @@ export function saveModelDir(dir: string, options: SaveModelOptions): SavedModel
   // [final path, staged path], in commit order: the entry point (model.safetensors or the index) last.
   const staged: [string, string][] = [];
   try {
-    staged.push([path.join(dir, CONFIG_NAME), stageFile(path.join(dir, CONFIG_NAME), jsonText(configJson))]);
-    staged.push([path.join(dir, GENERATION_CONFIG_NAME), stageFile(path.join(dir, GENERATION_CONFIG_NAME), jsonText(generation))]);
-    for (const [name, content] of extraFiles) staged.push([path.join(dir, name), stageFile(path.join(dir, name), content)]);
+    staged.push([path.join(dir, CONFIG_NAME), stageFile(op, path.join(dir, CONFIG_NAME), jsonText(configJson))]);
+    staged.push([path.join(dir, GENERATION_CONFIG_NAME), stageFile(op, path.join(dir, GENERATION_CONFIG_NAME), jsonText(generation))]);
+    for (const [name, content] of extraFiles) staged.push([path.join(dir, name), stageFile(op, path.join(dir, name), content)]);
     const weightMap: Record<string, string> = {};
     shards.forEach((entries, i) => {
       const file = path.join(dir, weightFiles[i]!);
@@ -526,7 +505,7 @@ export function saveModelDir(dir: string, options: SaveModelOptions): SavedModel
     });
     if (shards.length > 1) {
       const indexFile = path.join(dir, SAFE_WEIGHTS_INDEX_NAME);
-      staged.push([indexFile, stageFile(indexFile, jsonText({ metadata: { total_size: totalSize }, weight_map: weightMap }))]);
+      staged.push([indexFile, stageFile(op, indexFile, jsonText({ metadata: { total_size: totalSize }, weight_map: weightMap }))]);
     }
   } catch (err) {
     for (const [, tmp] of staged) fs.rmSync(tmp, { force: true });

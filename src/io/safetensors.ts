@@ -13,11 +13,11 @@
  *
  * All I/O is synchronous (fs.readSync / fs.writeSync) on one file descriptor per file.
  */
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 
 import { GrowlmError } from "../errors.js";
+import { temporaryPath } from "./atomic.js";
 import { toBf16 } from "../kernels/elementwise.js";
 import { Tensor, formatShape } from "../tensor.js";
 
@@ -83,10 +83,6 @@ export interface SafetensorsEntry {
   dataOffsets: readonly [number, number];
 }
 
-/** A name for a temporary file beside `path`, unique to this process and call. */
-export function temporaryPath(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-}
 
 function isDtype(v: unknown): v is SafetensorsDtype {
   return typeof v === "string" && Object.prototype.hasOwnProperty.call(SAFETENSORS_ITEM_BYTES, v);

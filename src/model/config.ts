@@ -208,6 +208,10 @@ export function llamaConfigToJson(config: LlamaConfig, torchDtype?: "float32" | 
     rope_scaling: null,
     head_dim: headDim(config),
   };
-  if (torchDtype) out.torch_dtype = torchDtype;
+  if (torchDtype) {
+    out.torch_dtype = torchDtype;
+    // transformers >= 4.56 writes "dtype" instead; keep the two in agreement.
+    if ("dtype" in out) out.dtype = torchDtype;
+  }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
