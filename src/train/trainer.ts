@@ -13,6 +13,7 @@ import type { LlamaModel } from "../model/llama.js";
 import type { Tensor } from "../tensor.js";
 import { type LrScheduleConfig, LrSchedule } from "./lr.js";
 import { AdamW, type AdamwOptions } from "./optimizer.js";
+import { RandomStream } from "./random.js";
 
 /** A micro-batch: int32 [B, T] input ids and labels (-100 ignored, shifted inside). */
 export interface Batch {
@@ -23,6 +24,8 @@ export interface Batch {
 export interface TrainerOptions {
   schedule: LrScheduleConfig;
   optimizer?: AdamwOptions;
+  /** Seed of the trainer's random stream (data order, dropout); default 42 as TrainingArguments. */
+  seed?: number;
 }
 
 export interface StepResult {
@@ -48,10 +51,14 @@ export function countedTokens(labels: Tensor): number {
 export class Trainer {
   readonly optimizer: AdamW;
   readonly schedule: LrSchedule;
+  readonly rng: RandomStream;
 
   constructor(readonly model: LlamaModel, options: TrainerOptions) {
     this.schedule = new LrSchedule(options.schedule);
     this.optimizer = new AdamW(model, options.optimizer);
+    const seed = options.seed ?? 42;
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new GrowlmError("Trainer", `seed must be an integer >= 0 but is ${seed}`);
+    this.rng = new RandomStream(seed);
   }
 
   /** Optimizer steps taken so far (the schedule's position). */
