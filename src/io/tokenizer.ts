@@ -16,11 +16,12 @@
  * tokens that is not valid UTF-8 decodes to one U+FFFD per maximal invalid subsequence where
  * Rust writes one per byte. Valid text decodes identically.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+
 import { GrowlmError } from "../errors.js";
+import { writeFileAtomic } from "./atomic.js";
 
 type JsonObject = Record<string, unknown>;
 
@@ -399,23 +400,6 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
   );
 }
 
-/** Writes `path` through a temporary file in the same directory, flushed, then renamed over it. */
-async function writeFileAtomic(op: string, path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  try {
-    const handle = await open(tmp, "w");
-    try {
-      await handle.writeFile(text, "utf8");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new GrowlmError(op, `cannot write ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
-}
 
 /**
  * Writes tokenizer.json, tokenizer_config.json and special_tokens_map.json into `dir`
@@ -430,9 +414,9 @@ export async function saveTokenizer(dir: string, tokenizer: Tokenizer): Promise<
   }
   const files = tokenizer.toFiles();
   // Hugging Face writes these files pretty-printed with two spaces.
-  await writeFileAtomic(op, join(dir, FILE_NAMES.tokenizerJson), `${JSON.stringify(files.tokenizerJson, null, 2)}\n`);
-  await writeFileAtomic(op, join(dir, FILE_NAMES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`);
-  await writeFileAtomic(op, join(dir, FILE_NAMES.specialTokensMap), `${JSON.stringify(files.specialTokensMap, null, 2)}\n`);
+  writeFileAtomic(op, join(dir, FILE_NAMES.tokenizerJson), `${JSON.stringify(files.tokenizerJson, null, 2)}\n`);
+  writeFileAtomic(op, join(dir, FILE_NAMES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`);
+  writeFileAtomic(op, join(dir, FILE_NAMES.specialTokensMap), `${JSON.stringify(files.specialTokensMap, null, 2)}\n`);
 }
 
 export interface ByteLevelSpecialTokens {
