@@ -1,10 +1,14 @@
 /**
  * growlm's public library API.
  *
- * Today: tensors in native memory, the CPU kernels (each with its backward where it has
- * one), and the runtime settings. Every kernel validates its arguments and throws a
- * TypeError or RangeError naming the op and the shapes before touching memory.
+ * Tensors in native memory, the CPU kernels (each with its backward where it has one) and
+ * the runtime settings; the LLaMA decoder with its flat parameter buffers, Hugging Face
+ * checkpoints and tokenizers, scoring, and the training step with its checkpoints. Kernels
+ * throw a TypeError or RangeError naming the op and the shapes before touching memory;
+ * everything above them throws a GrowlmError naming the operation and the file, tensor or
+ * field at fault.
  */
+export { GrowlmError } from "./errors.js";
 export { Tensor, numelOf, type DType, type DTypeArray, type Device } from "./tensor.js";
 export { runtimeInfo, setIsa, setThreads, type Isa, type RuntimeInfo } from "./runtime.js";
 
@@ -37,3 +41,57 @@ export {
   type AdamwState,
 } from "./kernels/adamw.js";
 export { fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
+
+export { LLAMA_DEFAULTS, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from "./model/config.js";
+export { LAYER_KINDS, ParamLayout, layerParamName, parameterSpecs, type ModuleKind, type ParamEntry, type ParamSpec } from "./model/params.js";
+export {
+  LlamaModel,
+  type BackwardOptions,
+  type ForwardOptions,
+  type ForwardResult,
+  type LlamaModelOptions,
+  type MatmulPrecision,
+} from "./model/llama.js";
+export { loadPretrained, savePretrained, type SavePretrainedOptions } from "./model/pretrained.js";
+export { scoreSequences, type ScoreOptions, type ScoreResult } from "./model/score.js";
+
+export {
+  listCheckpointTensors,
+  loadModelDir,
+  loadWeights,
+  parseShardSize,
+  readGenerationConfig,
+  readModelConfig,
+  readTensor,
+  saveModelDir,
+  type CheckpointTensor,
+  type GenerationConfig,
+  type LoadedModelDir,
+  type SaveModelOptions,
+  type SavedModelDir,
+} from "./io/hf.js";
+export { openSafetensors, writeSafetensors, type SafetensorsReader, type TensorToWrite } from "./io/safetensors.js";
+export {
+  Tokenizer,
+  byteLevelTokenizer,
+  loadTokenizer,
+  saveTokenizer,
+  type ByteLevelSpecialTokens,
+  type ByteLevelTokenizerOptions,
+  type TokenizerDecodeOptions,
+  type TokenizerEncodeOptions,
+  type TokenizerFileNames,
+  type TokenizerFiles,
+} from "./io/tokenizer.js";
+
+export { LR_SCHEDULER_TYPES, LrSchedule, type LrScheduleConfig, type LrSchedulerType } from "./train/lr.js";
+export { AdamW, type AdamwOptions, type StepStats } from "./train/optimizer.js";
+export { Trainer, countedTokens, type Batch, type StepResult, type TrainerOptions } from "./train/trainer.js";
+export { RandomStream, type RandomState } from "./train/random.js";
+export {
+  OPTIMIZER_STATE_NAME,
+  TRAINER_STATE_NAME,
+  loadTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  type TrainerStateJson,
+} from "./train/checkpoint.js";

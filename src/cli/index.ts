@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /** The growlm command-line tool: `growlm <command> [--help]`. */
-import { info } from "./info.js";
 import type { Command } from "./command.js";
+import { info } from "./info.js";
+import { init } from "./init.js";
+import { score } from "./score.js";
 
-const commands: readonly Command[] = [info];
+const commands: readonly Command[] = [info, init, score];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
