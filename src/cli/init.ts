@@ -43,9 +43,13 @@ export const init: Command = {
       throw new GrowlmError(op, `cannot read ${configFile}: ${(err as Error).message}`, { cause: err });
     }
     const tokenizer = values.tokenizer === undefined ? null : values.tokenizer === "byte" ? byteLevelTokenizer() : await loadTokenizer(values.tokenizer);
-    if (tokenizer && typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
+    const vocabSize = parseLlamaConfig(raw, configFile).vocab_size;
+    if (tokenizer && tokenizer.vocabSize > vocabSize) {
+      throw new GrowlmError(op, `the tokenizer has ${tokenizer.vocabSize} ids but vocab_size is ${vocabSize}`);
+    }
+    if (tokenizer) {
       // The special-token ids come from the tokenizer; a config that names others is a mistake.
-      const fields = raw as Record<string, unknown>;
+      const fields = raw as Record<string, unknown>; // an object: parseLlamaConfig accepted it
       for (const [key, id] of [["bos_token_id", tokenizer.bosId], ["eos_token_id", tokenizer.eosId], ["pad_token_id", tokenizer.padId]] as const) {
         if (key in fields && fields[key] !== id) {
           throw new GrowlmError(op, `${configFile} sets ${key} = ${JSON.stringify(fields[key])} but the tokenizer's is ${JSON.stringify(id)}`);
@@ -54,9 +58,6 @@ export const init: Command = {
       }
     }
     const config = parseLlamaConfig(raw, configFile);
-    if (tokenizer && tokenizer.vocabSize > config.vocab_size) {
-      throw new GrowlmError(op, `the tokenizer has ${tokenizer.vocabSize} ids but vocab_size is ${config.vocab_size}`);
-    }
     const model = new LlamaModel(config);
     try {
       model.initialize(seed);
