@@ -336,6 +336,37 @@ export class SafetensorsReader {
     return out;
   }
 
+  /**
+   * Reads tensor `name` in its own element type, bytes unchanged: F64 as Float64Array, F32 as
+   * Float32Array, I32/I64/U8/... as the matching integer array, F16 and BF16 as their raw bit
+   * patterns (Uint16Array). For token ids, reference values and other non-parameter tensors.
+   */
+  readRaw(name: string): RawTensorData {
+    const op = "SafetensorsReader.readRaw";
+    if (this.#fd === null) throw new GrowlmError(op, `${this.path}: the file has been closed`);
+    const fd = this.#fd;
+    const e = this.entry(name);
+    const bytes = new Uint8Array(e.dataOffsets[1] - e.dataOffsets[0]);
+    const start = this.dataStart + e.dataOffsets[0];
+    const truncated = (): GrowlmError => new GrowlmError(op, `${this.path}: tensor "${name}": the file ended inside the tensor's data`);
+    for (let b = 0; b < bytes.length; b += CHUNK_BYTES) {
+      readExactly(fd, bytes.subarray(b, Math.min(b + CHUNK_BYTES, bytes.length)), start + b, truncated);
+    }
+    const buffer = bytes.buffer;
+    switch (e.dtype) {
+      case "F64": return new Float64Array(buffer);
+      case "F32": return new Float32Array(buffer);
+      case "F16": case "BF16": case "U16": return new Uint16Array(buffer);
+      case "I16": return new Int16Array(buffer);
+      case "I32": return new Int32Array(buffer);
+      case "U32": return new Uint32Array(buffer);
+      case "I64": return new BigInt64Array(buffer);
+      case "U64": return new BigUint64Array(buffer);
+      case "I8": return new Int8Array(buffer);
+      default: return bytes; // BOOL, U8, F8_*
+    }
+  }
+
   /** Closes the file (idempotent); readInto throws afterwards. */
   close(): void {
     if (this.#fd === null) return;
@@ -361,6 +392,19 @@ export function openSafetensors(path: string): SafetensorsReader {
   }
   return new SafetensorsReader(path, fd);
 }
+
+/** A tensor's elements in the file's own type (see SafetensorsReader.readRaw). */
+export type RawTensorData =
+  | Float64Array
+  | Float32Array
+  | Uint16Array
+  | Int16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int8Array
+  | Uint8Array;
 
 /** One tensor to write. */
 export interface TensorToWrite {

@@ -227,6 +227,44 @@ describe("safetensors F16 and BF16 decoding", () => {
   });
 });
 
+describe("safetensors raw reads", () => {
+  it("reads F64, I32, I64 and BF16 tensors in their own types, bytes unchanged", () => {
+    const f64 = Float64Array.from([Math.PI, -0, 1e-300, Number.NaN]);
+    const i32 = Int32Array.from([-100, 0, 2 ** 31 - 1]);
+    const i64 = BigInt64Array.from([-(2n ** 62n), 5n]);
+    const bf16 = Uint16Array.from([0x3f80, 0xffff, 0x0001]);
+    const parts = [u8(f64), u8(i32), new Uint8Array(4), u8(i64), u8(bf16)];
+    const header: Record<string, unknown> = {};
+    let at = 0;
+    for (const [name, dtype, shape, bytes] of [
+      ["f64", "F64", [2, 2], 32],
+      ["i32", "I32", [3], 12],
+      ["pad", "U8", [4], 4],
+      ["i64", "I64", [2], 16],
+      ["bf16", "BF16", [3], 6],
+    ] as const) {
+      header[name] = { dtype, shape, data_offsets: [at, at + bytes] };
+      at += bytes;
+    }
+    const data = new Uint8Array(at);
+    let o = 0;
+    for (const p of parts) {
+      data.set(p, o);
+      o += p.length;
+    }
+    const reader = openSafetensors(rawFile("raw.safetensors", header, data));
+    try {
+      expect(Array.from(reader.readRaw("f64") as Float64Array)).toEqual(Array.from(f64));
+      expect(Object.is((reader.readRaw("f64") as Float64Array)[1], -0)).toBe(true);
+      expect(reader.readRaw("i32")).toEqual(i32);
+      expect(reader.readRaw("i64")).toEqual(i64);
+      expect(reader.readRaw("bf16")).toEqual(bf16);
+    } finally {
+      reader.close();
+    }
+  });
+});
+
 describe("safetensors errors", () => {
   const valid = (): string => {
     const file = path.join(dir, "valid.safetensors");
