@@ -85,12 +85,11 @@ function selfTimed(name: string, tokens: number, step: () => void): MeasuredCont
   };
 }
 
-function torchAvailable(): boolean {
-  return spawnSync("python3", ["-c", "import torch"], { stdio: "ignore" }).status === 0;
-}
+/** The first Python with torch: Debian's python3-torch lives in /usr/bin/python3, which a pyenv python3 on PATH may hide. */
+const PYTHON = ["/usr/bin/python3", "python3"].find((python) => spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status === 0) ?? null;
 
 function runTorch(args: string[]): { step_seconds: number[]; tokens_per_step: number; peak_rss_bytes: number } {
-  const r = spawnSync("python3", [TORCH_SCRIPT, ...args, "--json"], { encoding: "utf8", maxBuffer: 1 << 24 });
+  const r = spawnSync(PYTHON!, [TORCH_SCRIPT, ...args, "--json"], { encoding: "utf8", maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`bench train: ${TORCH_SCRIPT} failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { step_seconds: number[]; tokens_per_step: number; peak_rss_bytes: number };
 }
@@ -121,7 +120,7 @@ export const suite: BenchSuite = {
   name: "train",
   run(ctx) {
     const threads = binding.info().threads;
-    const torch = torchAvailable();
+    const torch = PYTHON !== null;
     if (!torch) console.log("  (PyTorch baseline skipped: python3-torch is not installed)");
     for (const bench of TRAIN_CONFIGS) {
       const config = parseLlamaConfig({ ...bench.config, max_position_embeddings: bench.T });
