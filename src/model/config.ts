@@ -67,10 +67,19 @@ const METADATA_KEYS = new Set([
   "problem_type",
 ]);
 
+/** A rope_parameters / rope_scaling object that asks for plain RoPE (transformers >= 5 writes these). */
+function isDefaultRope(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  const type = o.rope_type ?? o.type;
+  return type === "default" && Object.keys(o).every((k) => k === "rope_type" || k === "type" || k === "rope_theta");
+}
+
 /** Keys that are allowed only at the value that leaves the computation plain LLaMA. */
 const NEUTRAL_VALUES: Record<string, (v: unknown, c: Record<string, unknown>) => boolean> = {
   hidden_act: (v) => v === "silu",
-  rope_scaling: (v) => v === null,
+  // transformers >= 5 may spell "no scaling" as {"rope_type": "default", ...}.
+  rope_scaling: (v) => v === null || isDefaultRope(v),
   attention_bias: (v) => v === false,
   mlp_bias: (v) => v === false,
   attention_dropout: (v) => v === 0,
@@ -117,7 +126,7 @@ export function parseLlamaConfig(raw: unknown, source = "config"): LlamaConfig {
     throw new GrowlmError(op, `expected a JSON object but received ${Array.isArray(raw) ? "an array" : typeof raw}`);
   }
   const obj = raw as Record<string, unknown>;
-  const known = new Set<string>([...Object.keys(LLAMA_DEFAULTS), "num_key_value_heads", "eos_token_id"]);
+  const known = new Set<string>([...Object.keys(LLAMA_DEFAULTS), "num_key_value_heads", "eos_token_id", "rope_parameters"]);
   const unknown: string[] = [];
   const metadata: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {
@@ -137,6 +146,19 @@ export function parseLlamaConfig(raw: unknown, source = "config"): LlamaConfig {
   }
   if ("model_type" in metadata && metadata.model_type !== "llama") {
     throw new GrowlmError(op, `"model_type" must be "llama" but is ${JSON.stringify(metadata.model_type)}`);
+  }
+
+  // transformers >= 5 moves rope_theta into rope_parameters {"rope_type": "default", "rope_theta": θ}.
+  let ropeSource = obj;
+  if ("rope_parameters" in obj && obj.rope_parameters !== null) {
+    const rp = obj.rope_parameters;
+    if (!isDefaultRope(rp)) {
+      throw new GrowlmError(op, `"rope_parameters": ${JSON.stringify(rp)} is not supported (growlm implements plain RoPE, rope_type "default")`);
+    }
+    if ("rope_theta" in rp && "rope_theta" in obj && rp.rope_theta !== obj.rope_theta) {
+      throw new GrowlmError(op, `"rope_theta" = ${JSON.stringify(obj.rope_theta)} disagrees with "rope_parameters".rope_theta = ${JSON.stringify(rp.rope_theta)}`);
+    }
+    if ("rope_theta" in rp) ropeSource = { rope_theta: rp.rope_theta };
   }
 
   const vocab_size = positiveInt(op, obj, "vocab_size");
@@ -173,7 +195,7 @@ export function parseLlamaConfig(raw: unknown, source = "config"): LlamaConfig {
     num_key_value_heads: kvRaw,
     max_position_embeddings: positiveInt(op, obj, "max_position_embeddings"),
     rms_norm_eps: positiveNumber(op, obj, "rms_norm_eps"),
-    rope_theta: positiveNumber(op, obj, "rope_theta"),
+    rope_theta: positiveNumber(op, ropeSource, "rope_theta"),
     tie_word_embeddings: tie,
     bos_token_id: tokenId(op, obj, "bos_token_id", vocab_size),
     eos_token_id,
