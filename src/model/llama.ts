@@ -178,8 +178,10 @@ export class LlamaModel {
   readonly headChunkRows: number;
   #bf16Stale = true;
   #workspace: Workspace | null = null;
-  /** What the last forward saved for backward; null when there is nothing to differentiate. */
-  #pending: { ids: Int32Array; positions: Int32Array; B: number; T: number } | null = null;
+  /** What the last forward with labels saved for backward; null when there is nothing to differentiate. */
+  #pending: { ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number } | null = null;
+  /** Counts markParamsChanged() calls: a backward must see the parameters its forward saw. */
+  #version = 0;
   #disposed = false;
 
   constructor(readonly config: LlamaConfig, options: LlamaModelOptions = {}) {
@@ -235,11 +237,13 @@ export class LlamaModel {
   /** Call after writing `params` directly (loading, growth, an optimizer without a bf16 output). */
   markParamsChanged(): void {
     this.#bf16Stale = true;
+    this.#version++;
   }
 
   /** Tell the model that `paramsBf16` was written together with `params` (fused AdamW does). */
   markBf16Fresh(): void {
     this.#bf16Stale = false;
+    this.#version++;
   }
 
   zeroGrad(): void {
@@ -253,6 +257,24 @@ export class LlamaModel {
    */
   forward(ids: Tensor, options: ForwardOptions = {}): ForwardResult {
     return this.#run(ids, options, null);
+  }
+
+  /**
+   * Backward of the last forward with labels: grads += ∂(lossWeight · Σ NLL)/∂θ. The LM head's
+   * logits are not kept by the forward, so this recomputes them chunk by chunk (one extra
+   * head product); forwardBackward avoids that.
+   */
+  backward(options: BackwardOptions = {}): void {
+    this.#checkAlive();
+    const op = "LlamaModel.backward";
+    const pending = this.#pending;
+    const ws = this.#workspace;
+    if (!pending || !ws || pending.headDone) throw new GrowlmError(op, "no forward with labels to differentiate (or it was differentiated already)");
+    if (pending.version !== this.#version) throw new GrowlmError(op, "the parameters changed since the forward");
+    const weight = options.lossWeight ?? 1 / pending.count;
+    if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
+    this.#head(ws, pending.B * pending.T, true, weight, null);
+    this.#backwardLayers();
   }
 
   /**
@@ -377,7 +399,7 @@ export class LlamaModel {
     }
     const logits = options.returnLogits ? Tensor.empty([B, T, V]) : null;
     const lossSum = this.#head(ws, N, labels !== null, weight, logits);
-    this.#pending = weight !== null ? { ids, positions, B, T } : null;
+    this.#pending = labels ? { ids, positions, B, T, count, headDone: weight !== null, version: this.#version } : null;
     const result: ForwardResult = { loss: labels ? lossSum / count : Number.NaN, lossSum: labels ? lossSum : Number.NaN, count };
     if (labels) result.tokenLosses = ws.tokenLosses;
     if (logits) result.logits = logits;
@@ -450,9 +472,8 @@ export class LlamaModel {
 
   /** Backward through the final norm, the layers and the embedding (after the head's backward in #head). */
   #backwardLayers(): void {
-    const pending = this.#pending;
-    const ws = this.#workspace;
-    if (!pending || !ws) throw new GrowlmError("LlamaModel.backward", "no forward with labels to differentiate");
+    const pending = this.#pending!;
+    const ws = this.#workspace!;
     this.#pending = null;
     const cfg = this.config;
     const { B, T, ids, positions } = pending;

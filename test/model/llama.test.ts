@@ -67,6 +67,23 @@ describe("LlamaModel", () => {
     expectBitwiseEqual(recomputed.grads, stored.grads, "gradients");
   });
 
+  test.each(["float32", "bfloat16"] as const)("forward with labels then backward() is bitwise forwardBackward (%s products)", (matmul) => {
+    const { ids, labels } = batch(2, 9, TINY.vocab_size, BASE_SEED + 9);
+    const fused = gradsAfter(makeModel(TINY, { matmul, headChunkRows: 4 }), ids, labels);
+    const model = makeModel(TINY, { matmul, headChunkRows: 4 });
+    model.zeroGrad();
+    const { loss } = model.forward(ids, { labels });
+    model.backward();
+    expect(loss).toBe(fused.loss);
+    expectBitwiseEqual(model.grads.data, fused.grads, "gradients");
+    expect(() => model.backward()).toThrow(/no forward with labels to differentiate/);
+    model.forward(ids, { labels });
+    model.markParamsChanged();
+    expect(() => model.backward()).toThrow(/parameters changed since the forward/);
+    model.forward(ids);
+    expect(() => model.backward()).toThrow(/no forward with labels/);
+  });
+
   test("the head's chunk size changes neither the token losses' bits nor the gradients beyond reordering", () => {
     const { ids, labels } = batch(3, 9, TINY.vocab_size, BASE_SEED + 2);
     const [a, b] = [1024, 5].map((headChunkRows) => makeModel(TINY, { headChunkRows }));
