@@ -13,7 +13,8 @@ tokens: zero_grad(set_to_none=True), forward, loss, backward, torch.optim.AdamW 
 Both print one JSON object with --json: {"config", "threads", "torch_version", "mode",
 "step_seconds": [one per timed step], "median_step_seconds", "tokens_per_step",
 "tokens_per_second" (tokens_per_step / median), "model_flops_per_step", "parameters",
-"optimizer", "peak_rss_bytes" (getrusage ru_maxrss * 1024), "blas"}.
+"optimizer", "peak_rss_bytes" (VmHWM of /proc/self/status: unlike ru_maxrss, it does not
+inherit the high-water mark of the process that spawned this one), "blas"}.
 
 BLAS: Debian's torch calls the system libblas.so.3, and Debian's default alternative is
 OpenBLAS's pthread build, whose own spinning threads fight torch's OpenMP pool (four busy
@@ -92,6 +93,18 @@ def blas_summary(torch) -> str:
     return f"{info}; loaded: {', '.join(libs) or 'none'}"
 
 
+def peak_rss_bytes():
+    """This process's peak resident set (VmHWM; ru_maxrss where /proc is absent)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> None:
     args = parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -143,7 +156,7 @@ def main() -> None:
         "model_flops_per_step": count_flops_per_token(config, T) * tokens,
         "parameters": sum(p.numel() for p in model.parameters()),
         "optimizer": f"torch.optim.AdamW(foreach={foreach})",
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "blas": blas_summary(torch),
     }
     if args.json:
