@@ -14,15 +14,16 @@ export function temporaryPath(path: string): string {
 }
 
 /**
- * Writes `content` to a temporary file beside `file`, fsynced; returns the temporary path for
- * the caller to rename. Removes it and rethrows on failure.
+ * Creates a temporary file beside `file`, lets `write` fill it through its descriptor, then
+ * fsyncs and closes it and returns its path for the caller to rename. On any failure the
+ * temporary file is removed and a GrowlmError (naming `file` unless `write` threw one) thrown.
  */
-export function stageFile(op: string, file: string, content: string | Uint8Array): string {
+export function stageWith(op: string, file: string, write: (fd: number) => void): string {
   const tmp = temporaryPath(file);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, "wx");
-    fs.writeFileSync(fd, content);
+    write(fd);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
@@ -30,8 +31,14 @@ export function stageFile(op: string, file: string, content: string | Uint8Array
   } catch (err) {
     if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
+    if (err instanceof GrowlmError) throw err;
     throw new GrowlmError(op, `cannot write ${file}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Writes `content` to a temporary file beside `file` (see stageWith); returns its path. */
+export function stageFile(op: string, file: string, content: string | Uint8Array): string {
+  return stageWith(op, file, (fd) => fs.writeFileSync(fd, content));
 }
 
 /** Writes `content` to `file` atomically (temporary file, fsync, rename). */

@@ -17,7 +17,7 @@ import fs from "node:fs";
 import os from "node:os";
 
 import { GrowlmError } from "../errors.js";
-import { temporaryPath } from "./atomic.js";
+import { stageWith } from "./atomic.js";
 import { toBf16 } from "../kernels/elementwise.js";
 import { Tensor, formatShape } from "../tensor.js";
 
@@ -462,10 +462,7 @@ export function stageSafetensors(path: string, tensors: readonly TensorToWrite[]
   const { dtype, metadata = { format: "pt" } } = options;
   if (dtype !== "F32" && dtype !== "BF16") throw new GrowlmError(op, `${path}: dtype must be "F32" or "BF16" but is ${JSON.stringify(dtype)}`);
   const { header, numels } = encodeHeader(path, tensors, dtype, metadata);
-  const tmp = temporaryPath(path);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, "wx");
+  return stageWith(op, path, (fd) => {
     writeAll(fd, header);
     const scratch = dtype === "BF16" ? new Uint16Array(CHUNK_BYTES / 2) : null;
     tensors.forEach((t, i) => {
@@ -476,26 +473,17 @@ export function stageSafetensors(path: string, tensors: readonly TensorToWrite[]
       }
       if (!scratch) {
         const bytes = bytesOf(values);
-        for (let b = 0; b < bytes.length; b += CHUNK_BYTES) writeAll(fd!, bytes.subarray(b, Math.min(b + CHUNK_BYTES, bytes.length)));
+        for (let b = 0; b < bytes.length; b += CHUNK_BYTES) writeAll(fd, bytes.subarray(b, Math.min(b + CHUNK_BYTES, bytes.length)));
         return;
       }
       for (let k = 0; k < values.length; k += scratch.length) {
         const count = Math.min(scratch.length, values.length - k);
         const bf16 = scratch.subarray(0, count);
         toBf16(Tensor.wrap(values.subarray(k, k + count)), Tensor.wrap(bf16));
-        writeAll(fd!, bytesOf(bf16));
+        writeAll(fd, bytesOf(bf16));
       }
     });
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    return tmp;
-  } catch (err) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    if (err instanceof GrowlmError) throw err;
-    throw new GrowlmError(op, `${path}: ${(err as Error).message}`, { cause: err });
-  }
+  });
 }
 
 /**

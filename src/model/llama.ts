@@ -406,15 +406,19 @@ export class LlamaModel {
     return result;
   }
 
-  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array): void {
+  /** The sizes one layer works with: rows N = B·T, hidden C, intermediate I, heads H and Hkv of size D. */
+  #layerDims(ws: Workspace): { B: number; T: number; N: number; C: number; I: number; H: number; Hkv: number; D: number } {
     const cfg = this.config;
     const { B, T } = ws;
-    const N = B * T;
-    const C = cfg.hidden_size;
-    const I = cfg.intermediate_size;
-    const H = cfg.num_attention_heads;
-    const Hkv = cfg.num_key_value_heads;
-    const D = headDim(cfg);
+    return {
+      B, T, N: B * T, C: cfg.hidden_size, I: cfg.intermediate_size,
+      H: cfg.num_attention_heads, Hkv: cfg.num_key_value_heads, D: headDim(cfg),
+    };
+  }
+
+  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array): void {
+    const cfg = this.config;
+    const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const x = ws.residual[l]!;
     binding.rmsnormForward(a.h1, a.rstd1, x, this.#p(layerParamName(l, "input_layernorm")), N, C, cfg.rms_norm_eps);
     const h1 = this.#operand(a.h1, a.h1b, N * C);
@@ -499,13 +503,7 @@ export class LlamaModel {
   /** ws.dres holds ∂/∂x_{l+1} on entry and ∂/∂x_l on exit; parameter gradients accumulate. */
   #layerBackward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array): void {
     const cfg = this.config;
-    const { B, T } = ws;
-    const N = B * T;
-    const C = cfg.hidden_size;
-    const I = cfg.intermediate_size;
-    const H = cfg.num_attention_heads;
-    const Hkv = cfg.num_key_value_heads;
-    const D = headDim(cfg);
+    const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const kvC = Hkv * D;
     const g = (kind: ModuleKind): F32 => this.#g(layerParamName(l, kind));
 
