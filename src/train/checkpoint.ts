@@ -28,6 +28,7 @@ export const OPTIMIZER_STATE_NAME = "optimizer.safetensors";
 
 /** trainer_state.json: Hugging Face's fields plus what growlm needs to resume exactly. */
 export interface TrainerStateJson {
+  [field: string]: unknown;
   global_step: number;
   max_steps: number;
   log_history: Record<string, number>[];
@@ -38,8 +39,17 @@ export interface TrainerStateJson {
   };
 }
 
+export interface TrainingCheckpointExtras {
+  /** Hugging Face's log_history entries so far. */
+  logHistory?: Record<string, number>[];
+  /** More trainer_state.json fields (epoch, logging_steps, ...: what the Trainer around this one knows). */
+  state?: Record<string, unknown>;
+  /** Files copied into the checkpoint (e.g. the tokenizer's), by path. */
+  copyFiles?: readonly string[];
+}
+
 /** Writes `trainer`'s model, optimizer state and position to `dir` (replacing it atomically). */
-export function saveTrainingCheckpoint(dir: string, trainer: Trainer, logHistory: Record<string, number>[] = []): void {
+export function saveTrainingCheckpoint(dir: string, trainer: Trainer, extras: TrainingCheckpointExtras = {}): void {
   const op = "saveTrainingCheckpoint";
   const { model, optimizer } = trainer;
   const staging = temporaryPath(path.resolve(dir));
@@ -51,10 +61,12 @@ export function saveTrainingCheckpoint(dir: string, trainer: Trainer, logHistory
       { name: `exp_avg_sq.${e.name}`, shape: e.shape, data: optimizer.v.data.subarray(e.offset, e.offset + e.numel) },
     ]);
     writeSafetensors(path.join(staging, OPTIMIZER_STATE_NAME), moments, { dtype: "F32", metadata: { step: String(optimizer.step) } });
+    for (const file of extras.copyFiles ?? []) fs.copyFileSync(file, path.join(staging, path.basename(file)));
     const state: TrainerStateJson = {
+      ...extras.state,
       global_step: trainer.step,
       max_steps: trainer.schedule.config.totalSteps,
-      log_history: logHistory,
+      log_history: extras.logHistory ?? [],
       growlm: {
         optimizer: {
           beta1: optimizer.beta1,

@@ -60,13 +60,15 @@ describe("training checkpoints", () => {
     const first = newTrainer(matmul);
     for (let s = 0; s < 5; s++) first.trainStep(batchesOf(first, s));
     const ckpt = path.join(dir, "checkpoint-5");
-    saveTrainingCheckpoint(ckpt, first, [{ step: 5, loss: 1 }]);
+    saveTrainingCheckpoint(ckpt, first, { logHistory: [{ step: 5, loss: 1 }], state: { epoch: 1.5 } });
     // Saving again replaces the directory whole.
-    saveTrainingCheckpoint(ckpt, first, [{ step: 5, loss: 1 }]);
+    saveTrainingCheckpoint(ckpt, first, { logHistory: [{ step: 5, loss: 1 }], state: { epoch: 1.5 } });
     expect(fs.readdirSync(dir)).toEqual(["checkpoint-5"]);
 
     const { trainer: resumed, state } = loadTrainingCheckpoint(ckpt, { matmul });
     expect(state.global_step).toBe(5);
+    expect(state.epoch).toBe(1.5);
+    expect(state.log_history).toEqual([{ step: 5, loss: 1 }]);
     expect(resumed.step).toBe(5);
     for (let s = 5; s < 12; s++) resumed.trainStep(batchesOf(resumed, s));
     expectBitwiseEqual(resumed.model.params.data, straight.model.params.data, "parameters at step 12");
