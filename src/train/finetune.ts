@@ -230,6 +230,15 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     });
   }
   const model = trainer.model;
+  const longest = Math.max(0, ...train.map((e) => e.ids.length), ...evalSet.map((e) => e.ids.length));
+  if (longest > model.config.max_position_embeddings) {
+    trainer.dispose();
+    model.dispose();
+    throw new GrowlmError(
+      op,
+      `the longest example has ${longest} tokens but the model takes at most max_position_embeddings = ${model.config.max_position_embeddings}; lower --source_max_len (${options.sourceMaxLen}) or --target_max_len (${options.targetMaxLen})`,
+    );
+  }
   fs.mkdirSync(options.outputDir, { recursive: true });
   const logFile = path.join(options.outputDir, "log.jsonl");
   const emit = (record: LogRecord): void => {

@@ -99,6 +99,7 @@ describe("finetune", () => {
   test("bad settings and data are refused by name", async () => {
     await expect(finetune({ ...options, perDeviceTrainBatchSize: 0 }, { log: () => {} })).rejects.toThrow(/perDeviceTrainBatchSize must be a positive integer/);
     await expect(finetune({ ...options, resumeFromCheckpoint: true }, { log: () => {} })).rejects.toThrow(/no checkpoint-N folder/);
+    await expect(finetune({ ...options, sourceMaxLen: 200 }, { log: () => {} })).rejects.toThrow(/longest example has \d+ tokens .* max_position_embeddings = 64; lower --source_max_len \(200\)/);
     fs.writeFileSync(options.dataset, JSON.stringify({ train: [{ input: 1 }] }));
     await expect(finetune(options, { log: () => {} })).rejects.toThrow(/"train"\[0\] needs a string "input"/);
   });
