@@ -1,0 +1,169 @@
+/**
+ * The report of a continual scenario: for each model, each evaluated task and each metric,
+ * the matrix R[stage][task] and its continual-learning metrics (cl-metrics.ts); written as
+ * JSON, CSV (one row per model, metric, stage and task), SVG plots (each task's metric over
+ * the stages, one line per model; a forgetting heat map per model and metric) and a Markdown
+ * report comparing the models.
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+import { writeFileAtomic } from "../io/atomic.js";
+import { heatmap, lineChart } from "../plot/svg.js";
+import { type ClMetrics, continualMetrics } from "./cl-metrics.js";
+
+/** What one metric means for the report. */
+export interface MetricInfo {
+  /** Higher scores are better (false for NLL, pct_stereotype, ...). */
+  higherIsBetter: boolean;
+}
+
+export interface ScenarioResults {
+  /** The task trained at each stage 1..S. */
+  stages: string[];
+  /** The evaluated tasks (columns of every R). */
+  tasks: string[];
+  metrics: Record<string, MetricInfo>;
+  /** model → task → metric → score after each stage 0..S (NaN: not measured). */
+  scores: Record<string, Record<string, Record<string, number[]>>>;
+  /** model → training FLOPs and tokens spent in each stage 1..S (optional). */
+  compute?: Record<string, { flops: number[]; tokens: number[] }>;
+}
+
+export interface MetricReport {
+  metric: string;
+  /** Tasks that have this metric. */
+  tasks: string[];
+  /** R[s][j] over those tasks. */
+  R: number[][];
+  cl: ClMetrics;
+}
+
+/** R and the CL metrics of every model and metric. */
+export function analyseScenario(results: ScenarioResults): Record<string, MetricReport[]> {
+  const out: Record<string, MetricReport[]> = {};
+  for (const [model, byTask] of Object.entries(results.scores)) {
+    out[model] = Object.entries(results.metrics).flatMap(([metric, info]) => {
+      const tasks = results.tasks.filter((t) => byTask[t]?.[metric] !== undefined);
+      if (tasks.length === 0) return [];
+      const R = Array.from({ length: results.stages.length + 1 }, (_, s) => tasks.map((t) => byTask[t]![metric]![s] ?? Number.NaN));
+      return [{ metric, tasks, R, cl: continualMetrics(results.stages, tasks, R, info.higherIsBetter) }];
+    });
+  }
+  return out;
+}
+
+export function stageLabels(stages: readonly string[]): string[] {
+  return ["base", ...stages.map((t, i) => `${i + 1}: ${t}`)];
+}
+
+const num = (v: number, digits = 4): string => (Number.isFinite(v) ? v.toFixed(digits) : "–");
+
+/** CSV rows: model, metric, stage, stage_task, task, value. */
+export function scenarioCsv(results: ScenarioResults): string {
+  const rows = ["model,metric,stage,stage_task,task,value"];
+  for (const [model, byTask] of Object.entries(results.scores)) {
+    for (const task of results.tasks) {
+      for (const [metric, values] of Object.entries(byTask[task] ?? {})) {
+        values.forEach((v, s) => rows.push([model, metric, s, s === 0 ? "base" : results.stages[s - 1], task, Number.isFinite(v) ? v : ""].join(",")));
+      }
+    }
+  }
+  return `${rows.join("\n")}\n`;
+}
+
+/** The Markdown report: per metric, the models' CL metrics side by side, then each model's R. */
+export function scenarioMarkdown(results: ScenarioResults, analysis: Record<string, MetricReport[]>, title: string, plots: readonly string[] = []): string {
+  const models = Object.keys(analysis);
+  const labels = stageLabels(results.stages);
+  const lines = [`# ${title}`, "", `Stages: ${labels.join(" → ")}.`, ""];
+  if (results.compute) {
+    lines.push("## Compute", "", "| model | training tokens | training FLOPs |", "|---|---|---|");
+    for (const [model, c] of Object.entries(results.compute)) {
+      lines.push(`| ${model} | ${c.tokens.reduce((a, b) => a + b, 0).toLocaleString("en-US")} | ${c.flops.reduce((a, b) => a + b, 0).toExponential(3)} |`);
+    }
+    lines.push("");
+  }
+  lines.push(
+    "## Summary",
+    "",
+    "ACC: mean final score; LA: mean score right after a task's first training; BWT: mean change from a task's last training to the end (< 0: forgetting);",
+    "FWT: mean gain on a task before training on it, over the base model; F: mean drop from a task's best to its final score (> 0: forgetting).",
+    "For lower-is-better metrics the signs are flipped so that these readings hold.",
+    "",
+  );
+  const metrics = Object.keys(results.metrics);
+  for (const metric of metrics) {
+    const have = models.filter((m) => analysis[m]!.some((r) => r.metric === metric));
+    if (have.length === 0) continue;
+    lines.push(`### ${metric}${results.metrics[metric]!.higherIsBetter ? "" : " (lower is better)"}`, "", "| model | ACC | LA | BWT | FWT | F |", "|---|---|---|---|---|---|");
+    for (const m of have) {
+      const { cl } = analysis[m]!.find((r) => r.metric === metric)!;
+      lines.push(`| ${m} | ${num(cl.acc)} | ${num(cl.learningAccuracy)} | ${num(cl.bwt)} | ${num(cl.fwt)} | ${num(cl.forgetting)} |`);
+    }
+    lines.push("");
+    for (const m of have) {
+      const r = analysis[m]!.find((x) => x.metric === metric)!;
+      lines.push(`${m}: R[stage][task]`, "", `| stage | ${r.tasks.join(" | ")} |`, `|---|${r.tasks.map(() => "---").join("|")}|`);
+      r.R.forEach((row, s) => lines.push(`| ${labels[s]} | ${row.map((v) => num(v)).join(" | ")} |`));
+      lines.push("");
+    }
+  }
+  if (plots.length > 0) {
+    lines.push("## Plots", "");
+    for (const p of plots) lines.push(`![${path.basename(p, ".svg")}](${p})`, "");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** f^s_j = max_{l<s} R[l][j] − R[s][j] (sign-adjusted), stages 1..S: where each task lost ground. */
+function forgettingByStage(r: MetricReport, higherIsBetter: boolean): number[][] {
+  const sign = higherIsBetter ? 1 : -1;
+  return r.tasks.map((_, j) =>
+    r.R.slice(1).map((row, k) => {
+      const best = Math.max(...r.R.slice(0, k + 1).map((prev) => sign * prev[j]!));
+      return best - sign * row[j]!;
+    }),
+  );
+}
+
+/**
+ * Writes results.json, results.csv, the SVG plots and report.md into `dir`.
+ * @returns the files written
+ */
+export function writeScenarioReport(dir: string, results: ScenarioResults, title: string): string[] {
+  const op = "writeScenarioReport";
+  fs.mkdirSync(path.join(dir, "plots"), { recursive: true });
+  const analysis = analyseScenario(results);
+  const written: string[] = [];
+  const write = (name: string, content: string): void => {
+    writeFileAtomic(op, path.join(dir, name), content);
+    written.push(path.join(dir, name));
+  };
+  const labels = stageLabels(results.stages);
+  const models = Object.keys(results.scores);
+  const plots: string[] = [];
+  for (const task of results.tasks) {
+    for (const metric of Object.keys(results.metrics)) {
+      const series = models.flatMap((m, k) => {
+        const y = results.scores[m]?.[task]?.[metric];
+        return y ? [{ name: m, y, dashed: k % 2 === 1, color: k }] : [];
+      });
+      if (series.length === 0) continue;
+      const name = `plots/${task}-${metric}.svg`.replace(/[^\w./-]/g, "_");
+      write(name, lineChart({ title: `${task}: ${metric} after each stage`, xLabel: "stage", yLabel: metric, xCategories: labels, series }));
+      plots.push(name);
+    }
+  }
+  for (const m of models) {
+    for (const r of analysis[m]!) {
+      const name = `plots/forgetting-${m}-${r.metric}.svg`.replace(/[^\w./-]/g, "_");
+      write(name, heatmap({ title: `${m}: forgetting of ${r.metric} (best so far − now)`, rows: r.tasks, columns: labels.slice(1), values: forgettingByStage(r, results.metrics[r.metric]!.higherIsBetter) }));
+      plots.push(name);
+    }
+  }
+  write("results.json", `${JSON.stringify({ ...results, analysis }, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`);
+  write("results.csv", scenarioCsv(results));
+  write("report.md", scenarioMarkdown(results, analysis, title, plots));
+  return written;
+}
