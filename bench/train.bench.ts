@@ -12,7 +12,8 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { parseLlamaConfig, type LlamaConfig } from "../src/model/config.js";
+import { parseLlamaConfig } from "../src/model/config.js";
+import { trainFlopsPerToken } from "../src/model/flops.js";
 import { LlamaModel, type MatmulPrecision } from "../src/model/llama.js";
 import { binding } from "../src/native.js";
 import { Tensor } from "../src/tensor.js";
@@ -35,15 +36,6 @@ export const TRAIN_CONFIGS: readonly TrainBenchConfig[] = [
   { name: "M", config: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, intermediate_size: 1376, vocab_size: 8192 }, B: 4, T: 512 },
 ];
 
-/** Model FLOPs of one training token: 6 per matrix parameter, plus causal attention fwd + bwd. */
-export function trainFlopsPerToken(config: LlamaConfig, T: number): number {
-  const C = config.hidden_size;
-  const kvC = (config.num_key_value_heads * C) / config.num_attention_heads;
-  const perLayer = 2 * C * C + 2 * C * kvC + 3 * C * config.intermediate_size;
-  const matrices = config.num_hidden_layers * perLayer + config.vocab_size * C;
-  const attentionForward = 2 * T * C; // 4·T·C per token, halved by the causal mask
-  return 6 * matrices + 3.5 * attentionForward * config.num_hidden_layers;
-}
 
 /** A model, trainer and fixed random batch for one config and precision. */
 export function makeTrainStep(bench: TrainBenchConfig, matmul: MatmulPrecision): { step: () => void; dispose: () => void } {
