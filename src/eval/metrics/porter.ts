@@ -11,6 +11,8 @@
  * `logi` rules; and *o also holds for a two-letter vowel-consonant stem.
  */
 
+import { pythonLower } from "./text.js";
+
 const IRREGULAR_FORMS: ReadonlyMap<string, string> = new Map([
   ["sky", "sky"],
   ["skies", "sky"],
@@ -225,7 +227,7 @@ function step5b(word: string): string {
  * default).
  */
 export function porterStem(word: string): string {
-  const lower = word.toLowerCase();
+  const lower = pythonLower(word);
   const irregular = IRREGULAR_FORMS.get(word);
   if (irregular !== undefined) return irregular;
   if (word.length <= 2) return lower;

@@ -14,6 +14,7 @@
 import { GrowlmError } from "../../errors.js";
 import { countNgrams, type NgramCounts } from "./ngrams.js";
 import { porterStem } from "./porter.js";
+import { pythonLower } from "./text.js";
 
 /** Precision, recall and F1 in [0, 1], as rouge_score's `Score`. */
 export interface RougeScore {
@@ -37,7 +38,7 @@ export interface RougeOptions {
 
 /** rouge_score's tokenizer (`tokenize.tokenize`). */
 export function rougeTokenize(text: string, useStemmer = false): string[] {
-  const words = text.toLowerCase().replace(/[^a-z0-9]+/g, " ").split(" ");
+  const words = pythonLower(text).replace(/[^a-z0-9]+/g, " ").split(" ");
   const out: string[] = [];
   for (const word of words) {
     const token = useStemmer && word.length > 3 ? porterStem(word) : word;

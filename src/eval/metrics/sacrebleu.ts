@@ -11,7 +11,7 @@
  */
 import { GrowlmError } from "../../errors.js";
 import { countNgrams, maxCountsInto, type NgramCounts } from "./ngrams.js";
-import { applySacreTokenizer, pythonRstrip, pythonSplit, type SacreTokenizerName } from "./text.js";
+import { applySacreTokenizer, pythonLower, pythonRstrip, pythonSplit, type SacreTokenizerName } from "./text.js";
 
 /** sacreBLEU's smoothing methods. */
 export type SmoothMethod = "none" | "floor" | "add-k" | "exp";
@@ -134,7 +134,7 @@ function closestRefLen(hypLen: number, refLens: readonly number[]): number {
 }
 
 function preprocess(sentence: string, options: SacreBleuOptions): string[] {
-  const s = options.lowercase ? sentence.toLowerCase() : sentence;
+  const s = options.lowercase ? pythonLower(sentence) : sentence;
   return pythonSplit(applySacreTokenizer(options.tokenize ?? "13a", pythonRstrip(s)));
 }
 

@@ -22,7 +22,7 @@ import {
   totalCount,
   type NgramCounts,
 } from "./ngrams.js";
-import { applySacreTokenizer, pythonSplit, tokenize13a, type SacreTokenizerName } from "./text.js";
+import { applySacreTokenizer, pythonLower, pythonSplit, tokenize13a, type SacreTokenizerName } from "./text.js";
 
 const NGRAM_ORDER = 4;
 
@@ -120,7 +120,7 @@ export function sariSentenceNormalized(source: string, prediction: string, refer
 
 /** evaluate's SARI normalization: lowercase, then sacrebleu's 13a tokenizer (space-joined). */
 export function normalizeForSari(sentence: string): string {
-  return tokenize13a(sentence.toLowerCase());
+  return tokenize13a(pythonLower(sentence));
 }
 
 function checkLengths(op: string, sources: readonly string[], predictions: readonly string[], references: readonly (readonly string[])[]): void {
@@ -216,7 +216,7 @@ export function easseCorpusSari(
   const legacy = options.legacy ?? false;
   const lowercase = legacy ? false : (options.lowercase ?? true);
   const tokenizer = options.tokenizer ?? "13a";
-  const normalize = (s: string): string => applySacreTokenizer(tokenizer, lowercase ? s.toLowerCase() : s);
+  const normalize = (s: string): string => applySacreTokenizer(tokenizer, lowercase ? pythonLower(s) : s);
 
   const add = zeroCounts();
   const keep = zeroCounts();
