@@ -92,6 +92,15 @@ describe("rouge (evaluate aggregation)", () => {
     expect(rouge(["hello there", "general kenobi"], [["hello there"], ["general kenobi"]])).toEqual({ rouge1: 1, rouge2: 1, rougeL: 1, rougeLsum: 1 });
   });
 
+  test("evaluate's README example, whose printed output is not what rouge_score computes", () => {
+    // The README prints rouge1 [0.5, 0.0] (mean 0.25), but "hello goodbye" against "goodbye" has
+    // P = 1/2 and R = 1, so rouge_score's F is 2/3 (the README's own format example shows 0.667).
+    const predictions = ["hello goodbye", "ankh morpork"];
+    const references = [["goodbye"], ["general kenobi"]];
+    expect(rougePerExample(predictions, references).rouge1).toEqual([2 / 3, 0]);
+    expect(rouge(predictions, references).rouge1).toBeCloseTo(1 / 3, 15);
+  });
+
   test("the mean of per-example F-measures; each type picks its own best reference", () => {
     // ex 0: "the cat" vs "the cat sat": rouge1 P 1, R 2/3 -> F 0.8; rouge2 P 1, R 1/2 -> 2/3
     // ex 1: "b a" vs refs ["a b", "b c"]: rouge1 F 1 against "a b" (0.5 against "b c");
