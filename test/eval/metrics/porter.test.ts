@@ -6,12 +6,13 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { describe, expect, test } from "vitest";
 
 import { porterStem } from "../../../src/eval/metrics/porter.js";
 
-const FIXTURE = path.join(import.meta.dirname, "../../fixtures/metrics/porter-nltk.json");
+const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "fixtures", "metrics", "porter-nltk.json");
 
 describe("porterStem", () => {
   test("matches NLTK word for word on the fixture", () => {
