@@ -95,3 +95,47 @@ export {
   saveTrainingCheckpoint,
   type TrainerStateJson,
 } from "./train/checkpoint.js";
+
+export { bleu, tokenizeBleu13a, type BleuOptions, type BleuResult } from "./eval/metrics/bleu.js";
+export {
+  bleuFromStatistics,
+  corpusBleu,
+  sentenceBleu,
+  type SacreBleuOptions,
+  type SacreBleuResult,
+  type SmoothMethod,
+} from "./eval/metrics/sacrebleu.js";
+export {
+  DEFAULT_ROUGE_TYPES,
+  rouge,
+  rougePerExample,
+  rougeScore,
+  rougeScoreMulti,
+  rougeTokenize,
+  type RougeOptions,
+  type RougeScore,
+} from "./eval/metrics/rouge.js";
+export { porterStem } from "./eval/metrics/porter.js";
+export {
+  EASSE_SARI_VARIANT,
+  HF_SARI_VARIANT,
+  easseCorpusSari,
+  normalizeForSari,
+  sari,
+  sariSentenceNormalized,
+  type EasseSariOptions,
+  type EasseSariResult,
+  type SariResult,
+} from "./eval/metrics/sari.js";
+export { pythonSplit, tokenize13a, type SacreTokenizerName } from "./eval/metrics/text.js";
+export { readJsonlInputs, readStudyPredictions, readTextInputs, type MetricInputs } from "./eval/metrics/inputs.js";
+export {
+  METRIC_NAMES,
+  computeMetrics,
+  defaultMetrics,
+  parseMetricNames,
+  type MetricName,
+  type MetricResult,
+  type MetricSuiteOptions,
+  type SentenceBleuResult,
+} from "./eval/metrics/suite.js";

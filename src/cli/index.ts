@@ -4,10 +4,11 @@ import type { Command } from "./command.js";
 import { finetune } from "./finetune.js";
 import { info } from "./info.js";
 import { init } from "./init.js";
+import { metrics } from "./metrics.js";
 import { preprocess } from "./preprocess.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, preprocess, finetune];
+const commands: readonly Command[] = [info, init, score, preprocess, finetune, metrics];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
