@@ -1,0 +1,140 @@
+/**
+ * Continual-learning scenarios: several models (say a grown and a from-scratch base) each
+ * fine-tuned through the same ordered stages (a task may come back), every evaluated task
+ * scored after every stage (stage 0 is the untouched base), and the report written. Progress
+ * is saved after each stage (OUTPUT_DIR/<model>/progress.json); a crashed scenario resumes at
+ * the first unfinished stage of each model and never redoes a finished one.
+ *
+ * What "evaluate" means is injected (ScenarioEvaluator), so the runner is independent of
+ * generation, metrics and the harness, and testable with a fake one.
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+import { GrowlmError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { type ScenarioResults, type MetricInfo, writeScenarioReport } from "./report.js";
+
+export interface ScenarioModel {
+  name: string;
+  /** The base model's Hugging Face directory. */
+  path: string;
+}
+
+export interface ScenarioStage {
+  task: string;
+  /** TrainingArguments of this stage in Hugging Face's snake_case names (over the scenario's defaults). */
+  training: Record<string, unknown>;
+}
+
+export interface ScenarioConfig {
+  title: string;
+  outputDir: string;
+  models: ScenarioModel[];
+  stages: ScenarioStage[];
+  /** The tasks evaluated after every stage (trained ones and probes alike). */
+  evaluate: string[];
+}
+
+/** Scores of one model directory: task → metric → value. */
+export type StageScores = Record<string, Record<string, number>>;
+
+export interface ScenarioEvaluator {
+  /** Metric names with their direction (every metric evaluate() may return). */
+  metrics: Record<string, MetricInfo>;
+  evaluate(modelDir: string, tasks: readonly string[]): Promise<StageScores>;
+}
+
+export interface StageTrainer {
+  /**
+   * Fine-tunes `from` on `stage` into `outputDir` (a Hugging Face directory when it returns).
+   * @returns the training tokens and FLOPs spent
+   */
+  train(from: string, stage: ScenarioStage, outputDir: string): Promise<{ tokens: number; flops: number }>;
+}
+
+interface Progress {
+  /** Scores after stage 0..k (k finished stages). */
+  scores: StageScores[];
+  compute: { tokens: number; flops: number }[];
+}
+
+export interface ScenarioHooks {
+  onStage?(model: string, stage: number, scores: StageScores): void;
+}
+
+function progressFile(config: ScenarioConfig, model: string): string {
+  return path.join(config.outputDir, model, "progress.json");
+}
+
+function readProgress(config: ScenarioConfig, model: string): Progress {
+  const file = progressFile(config, model);
+  if (!fs.existsSync(file)) return { scores: [], compute: [] };
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8"), (_, v) => (v === null ? Number.NaN : v)) as Progress;
+  } catch (err) {
+    throw new GrowlmError("runScenario", `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The folder of a model after stage s (s >= 1). */
+export function stageDir(config: ScenarioConfig, model: string, stage: number): string {
+  return path.join(config.outputDir, model, `stage-${stage}-${config.stages[stage - 1]!.task}`);
+}
+
+/** Checks a scenario's shape before anything runs. */
+export function checkScenario(config: ScenarioConfig): void {
+  const op = "runScenario";
+  if (config.models.length === 0) throw new GrowlmError(op, "the scenario has no model");
+  if (config.stages.length === 0) throw new GrowlmError(op, "the scenario has no stage");
+  const names = new Set<string>();
+  for (const m of config.models) {
+    if (!/^[\w.-]+$/.test(m.name) || names.has(m.name)) throw new GrowlmError(op, `model names must be unique words (letters, digits, _ . -): ${JSON.stringify(m.name)}`);
+    names.add(m.name);
+  }
+  for (const s of config.stages) {
+    if (!config.evaluate.includes(s.task)) throw new GrowlmError(op, `stage task "${s.task}" is not among the evaluated tasks (${config.evaluate.join(", ")})`);
+  }
+}
+
+/** Runs (or resumes) the scenario and writes its report; returns the results. */
+export async function runScenario(config: ScenarioConfig, trainer: StageTrainer, evaluator: ScenarioEvaluator, hooks: ScenarioHooks = {}): Promise<ScenarioResults> {
+  checkScenario(config);
+  const S = config.stages.length;
+  const results: ScenarioResults = {
+    stages: config.stages.map((s) => s.task),
+    tasks: [...config.evaluate],
+    metrics: evaluator.metrics,
+    scores: {},
+    compute: {},
+  };
+  for (const model of config.models) {
+    const progress = readProgress(config, model.name);
+    const save = (): void => {
+      fs.mkdirSync(path.dirname(progressFile(config, model.name)), { recursive: true });
+      writeFileAtomic("runScenario", progressFile(config, model.name), `${JSON.stringify(progress, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 1)}\n`);
+    };
+    if (progress.scores.length === 0) {
+      progress.scores.push(await evaluator.evaluate(model.path, config.evaluate));
+      save();
+      hooks.onStage?.(model.name, 0, progress.scores[0]!);
+    }
+    for (let s = progress.scores.length; s <= S; s++) {
+      const from = s === 1 ? model.path : stageDir(config, model.name, s - 1);
+      const to = stageDir(config, model.name, s);
+      progress.compute.push(await trainer.train(from, config.stages[s - 1]!, to));
+      progress.scores.push(await evaluator.evaluate(to, config.evaluate));
+      save();
+      hooks.onStage?.(model.name, s, progress.scores[s]!);
+    }
+    const byTask: Record<string, Record<string, number[]>> = {};
+    for (const task of config.evaluate) {
+      const metrics = new Set(progress.scores.flatMap((row) => Object.keys(row[task] ?? {})));
+      byTask[task] = Object.fromEntries([...metrics].map((m) => [m, progress.scores.map((row) => row[task]?.[m] ?? Number.NaN)]));
+    }
+    results.scores[model.name] = byTask;
+    results.compute![model.name] = { tokens: progress.compute.map((c) => c.tokens), flops: progress.compute.map((c) => c.flops) };
+  }
+  writeScenarioReport(config.outputDir, results, config.title);
+  return results;
+}
