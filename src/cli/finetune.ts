@@ -1,53 +1,9 @@
 /** growlm finetune: fine-tuning with Hugging Face TrainingArguments' flags (see src/train/finetune.ts). */
-import { PROMPT_FORMATS } from "../data/prompts.js";
 import { GrowlmError } from "../errors.js";
-import { LR_SCHEDULER_TYPES } from "../train/lr.js";
-import { FINETUNE_DEFAULTS, type FinetuneOptions, type LogRecord, finetune as runFinetune } from "../train/finetune.js";
+import { TRAINING_FLAGS, finetuneOptions } from "../train/finetune-args.js";
+import { type LogRecord, finetune as runFinetune } from "../train/finetune.js";
 import type { Command } from "./command.js";
-import { type FlagSpec, type FlagValue, parseHfArgs } from "./hf-args.js";
-
-const STRATEGIES = ["no", "steps", "epoch"];
-
-/** Flags with a meaning here, mapped to FinetuneOptions fields. */
-const TRAINING_FLAGS: Record<string, FlagSpec & { field: keyof FinetuneOptions }> = {
-  model_name_or_path: { kind: "string", field: "modelNameOrPath" },
-  dataset: { kind: "string", field: "dataset" },
-  dataset_format: { kind: "string", choices: PROMPT_FORMATS, field: "datasetFormat" },
-  output_dir: { kind: "string", field: "outputDir" },
-  num_train_epochs: { kind: "float", field: "numTrainEpochs" },
-  max_steps: { kind: "int", field: "maxSteps" },
-  per_device_train_batch_size: { kind: "int", field: "perDeviceTrainBatchSize" },
-  per_device_eval_batch_size: { kind: "int", field: "perDeviceEvalBatchSize" },
-  gradient_accumulation_steps: { kind: "int", field: "gradientAccumulationSteps" },
-  learning_rate: { kind: "float", field: "learningRate" },
-  lr_scheduler_type: { kind: "string", choices: LR_SCHEDULER_TYPES, field: "lrSchedulerType" },
-  warmup_ratio: { kind: "float", field: "warmupRatio" },
-  warmup_steps: { kind: "int", field: "warmupSteps" },
-  weight_decay: { kind: "float", field: "weightDecay" },
-  max_grad_norm: { kind: "float", field: "maxGradNorm" },
-  adam_beta1: { kind: "float", field: "adamBeta1" },
-  adam_beta2: { kind: "float", field: "adamBeta2" },
-  adam_epsilon: { kind: "float", field: "adamEpsilon" },
-  logging_steps: { kind: "int", field: "loggingSteps" },
-  logging_first_step: { kind: "bool", field: "loggingFirstStep" },
-  evaluation_strategy: { kind: "string", choices: STRATEGIES, aliases: ["eval_strategy"], field: "evalStrategy" },
-  eval_steps: { kind: "int", field: "evalSteps" },
-  save_strategy: { kind: "string", choices: STRATEGIES, field: "saveStrategy" },
-  save_steps: { kind: "int", field: "saveSteps" },
-  save_total_limit: { kind: "int", field: "saveTotalLimit" },
-  seed: { kind: "int", field: "seed" },
-  train_on_source: { kind: "bool", field: "trainOnSource" },
-  source_max_len: { kind: "int", field: "sourceMaxLen" },
-  target_max_len: { kind: "int", field: "targetMaxLen" },
-  group_by_length: { kind: "bool", field: "groupByLength" },
-  resume_from_checkpoint: { kind: "string", field: "resumeFromCheckpoint" },
-  do_train: { kind: "bool", field: "doTrain" },
-  do_eval: { kind: "bool", field: "doEval" },
-  bf16: { kind: "bool", field: "bf16" },
-  gradient_checkpointing: { kind: "bool", field: "gradientCheckpointing" },
-  max_train_samples: { kind: "int", field: "maxTrainSamples" },
-  max_eval_samples: { kind: "int", field: "maxEvalSamples" },
-};
+import { type FlagSpec, parseHfArgs } from "./hf-args.js";
 
 /** Flags of the prediction phase (--do_predict). */
 const PREDICT_FLAGS: Record<string, FlagSpec> = {
@@ -91,20 +47,6 @@ const IGNORED = new Set([
   "quant_type",
 ]);
 
-function optionsFrom(values: Map<string, FlagValue>): FinetuneOptions {
-  const op = "growlm finetune";
-  const options: Record<string, unknown> = { ...FINETUNE_DEFAULTS };
-  for (const [name, spec] of Object.entries(TRAINING_FLAGS)) {
-    if (!values.has(name)) continue;
-    let value: unknown = values.get(name);
-    if (name === "resume_from_checkpoint") value = value === "true" || value === "True" ? true : value === "false" || value === "False" ? false : value;
-    options[spec.field] = value;
-  }
-  for (const name of ["model_name_or_path", "dataset", "output_dir"]) {
-    if (!values.has(name)) throw new GrowlmError(op, `--${name} is required`);
-  }
-  return options as unknown as FinetuneOptions;
-}
 
 function formatRecord(r: LogRecord): string {
   return JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isInteger(v) ? v : Number(v.toPrecision(5))])));
@@ -125,7 +67,7 @@ export const finetune: Command = {
     if (values.get("do_predict") === true) {
       throw new GrowlmError(op, "--do_predict needs generation, which lands with the evaluation issue (5); run without it for now");
     }
-    const options = optionsFrom(values);
+    const options = finetuneOptions(op, Object.fromEntries(values));
     const tty = process.stderr.isTTY === true;
     const result = await runFinetune(options, {
       log: (r) => {

@@ -44,7 +44,7 @@ describe("runScenario", () => {
       async evaluate(modelDir, tasks) {
         log.push(`eval ${path.basename(modelDir)}`);
         const trained = (t: string) => (path.basename(modelDir).match(new RegExp(`-${t}$`)) ? 1 : 0);
-        return Object.fromEntries(tasks.map((t) => [t, t === "probe" ? { score: 0.5 } : { score: trained(t), loss: 2 - trained(t) }]));
+        return Object.fromEntries(tasks.map((t): [string, Record<string, number>] => [t, t === "probe" ? { score: 0.5 } : { score: trained(t), loss: 2 - trained(t) }]));
       },
     };
     return { trainer, evaluator };
