@@ -67,7 +67,7 @@ export const finetune: Command = {
     if (values.get("do_predict") === true) {
       throw new GrowlmError(op, "--do_predict needs generation, which lands with the evaluation issue (5); run without it for now");
     }
-    const options = finetuneOptions(op, Object.fromEntries(values));
+    const options = finetuneOptions(op, Object.fromEntries([...values].filter(([name]) => name in TRAINING_FLAGS)));
     const tty = process.stderr.isTTY === true;
     const result = await runFinetune(options, {
       log: (r) => {
