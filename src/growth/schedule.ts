@@ -138,6 +138,18 @@ export interface GrownTraining {
  * Grows `trainer`'s model by `plan` and returns a trainer that continues from there (the old
  * model and trainer are untouched: dispose them when done). The new trainer keeps the
  * optimizer's hyperparameters and the random stream's seed and position.
+ *
+ * ```ts
+ * // G_stack at step d: stack ×4, fresh AdamW, the grown run's own warmup + cosine (the paper).
+ * const plan = planGrowth(trainer.model.config, { depth: { operator: "stack", factor: 4 } });
+ * const grown = growTrainer(trainer, plan, { optimizerState: "reset", schedule: { type: "cosine", learningRate: 3e-4, totalSteps: 5000, warmupSteps: 300 } });
+ * trainer.dispose();
+ * trainer.model.dispose();
+ * for (const batches of data) {
+ *   grown.mask?.beforeStep(grown.trainer.step); // MSG plans only (depth random with maskWarmupSteps)
+ *   grown.trainer.trainStep(batches);
+ * }
+ * ```
  */
 export function growTrainer(trainer: Trainer, plan: GrowthPlan, options: GrowTrainerOptions = {}): GrownTraining {
   const op = "growTrainer";
