@@ -3,7 +3,8 @@
  *
  * Tensors in native memory, the CPU kernels (each with its backward where it has one) and
  * the runtime settings; the LLaMA decoder with its flat parameter buffers, Hugging Face
- * checkpoints and tokenizers, scoring, and the training step with its checkpoints. Kernels
+ * checkpoints and tokenizers, scoring, the training step with its checkpoints, and model
+ * growth (depth and width operators, on disk and in the middle of training). Kernels
  * throw a TypeError or RangeError naming the op and the shapes before touching memory;
  * everything above them throws a GrowlmError naming the operation and the file, tensor or
  * field at fault.
@@ -64,11 +65,13 @@ export {
   readModelConfig,
   readTensor,
   saveModelDir,
+  writeModelDir,
   type CheckpointTensor,
   type GenerationConfig,
   type LoadedModelDir,
   type SaveModelOptions,
   type SavedModelDir,
+  type WriteModelDirOptions,
 } from "./io/hf.js";
 export { openSafetensors, writeSafetensors, type SafetensorsReader, type TensorToWrite } from "./io/safetensors.js";
 export {
@@ -88,6 +91,58 @@ export { LR_SCHEDULER_TYPES, LrSchedule, type LrScheduleConfig, type LrScheduler
 export { AdamW, type AdamwOptions, type StepStats } from "./train/optimizer.js";
 export { Trainer, countedTokens, type Batch, type StepResult, type TrainerOptions } from "./train/trainer.js";
 export { RandomStream, type RandomState } from "./train/random.js";
+export { DEPTH_OPERATORS, planDepth, type DepthGrowthOptions, type DepthOperator, type LayerInit, type LayerOrder, type LayerSource } from "./growth/depth.js";
+export {
+  UNIT_SELECTIONS,
+  WIDTH_OPERATORS,
+  identityAxis,
+  planWidth,
+  widthTargetConfig,
+  type AxisMap,
+  type UnitSelection,
+  type WidthGrowthOptions,
+  type WidthMaps,
+  type WidthOperator,
+} from "./growth/width.js";
+export {
+  describeGrowth,
+  formatUnitMap,
+  growMoment,
+  growTensor,
+  planGrowth,
+  type GrowthMask,
+  type GrowthOptions,
+  type GrowthPlan,
+  type SourceTensorReader,
+} from "./growth/plan.js";
+export {
+  BranchMask,
+  growModel,
+  growTrainer,
+  type GrowTrainerOptions,
+  type GrownTraining,
+  type OptimizerStatePolicy,
+  type SchedulePolicy,
+} from "./growth/schedule.js";
+export {
+  GROWTH_RECORD_NAME,
+  TOKENIZER_FILE_NAMES,
+  growCheckpoint,
+  growthRecord,
+  readGrowthRecord,
+  type GrowCheckpointOptions,
+  type GrownCheckpoint,
+  type GrowthRecord,
+} from "./growth/checkpoint.js";
+export {
+  GROWTH_TIMING_FIT,
+  GROWTH_TIMING_NOTES,
+  G_STACK_FACTOR,
+  suggestGrowthTiming,
+  type GrowthTimingInput,
+  type GrowthTimingSuggestion,
+} from "./growth/timing.js";
+
 export {
   OPTIMIZER_STATE_NAME,
   TRAINER_STATE_NAME,

@@ -2,13 +2,14 @@
 /** The growlm command-line tool: `growlm <command> [--help]`. */
 import type { Command } from "./command.js";
 import { finetune } from "./finetune.js";
+import { grow } from "./grow.js";
 import { info } from "./info.js";
 import { init } from "./init.js";
 import { metrics } from "./metrics.js";
 import { preprocess } from "./preprocess.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, preprocess, finetune, metrics];
+const commands: readonly Command[] = [info, init, score, grow, preprocess, finetune, metrics];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

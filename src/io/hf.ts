@@ -458,13 +458,44 @@ export interface SavedModelDir {
  */
 export function saveModelDir(dir: string, options: SaveModelOptions): SavedModelDir {
   const op = "saveModelDir";
-  const { config, layout, flat, dtype } = options;
+  const { config, layout, flat } = options;
   const specs = parameterSpecs(config);
   if (specs.length !== layout.entries.length || specs.some((s, i) => s.name !== layout.entries[i]!.name || formatShape(s.shape) !== formatShape(layout.entries[i]!.shape))) {
     throw new GrowlmError(op, "the layout's parameters differ from those of the config (build the layout from this config)");
   }
   if (flat.dtype !== "float32" || flat.numel !== layout.numel) {
     throw new GrowlmError(op, `expected a float32 buffer of ${layout.numel} elements (the layout's numel) but received ${flat.dtype} of ${flat.numel}`);
+  }
+  const data = flat.data;
+  const tensors = layout.entries.map((e) => ({ name: e.name, shape: e.shape, data: data.subarray(e.offset, e.offset + e.numel) }));
+  const { dtype, maxShardSize, generationConfig, extraFiles } = options;
+  return writeModelDir(dir, { config, dtype, tensors, maxShardSize, generationConfig, extraFiles }, op);
+}
+
+export interface WriteModelDirOptions extends Omit<SaveModelOptions, "layout" | "flat"> {
+  /**
+   * Every parameter of `config`, in parameterSpecs order with its name and shape. A tensor's
+   * data may be a function, called when the writer reaches it, so a model can be produced and
+   * written one tensor at a time (growth of a checkpoint) without ever being held whole.
+   */
+  tensors: readonly TensorToWrite[];
+}
+
+/**
+ * saveModelDir from a list of tensors instead of a flat buffer: the same files, sharding and
+ * atomic commit. Extra memory: the tensors the data functions return, one at a time (the
+ * writer drops each after writing it), plus one CHUNK_BYTES chunk for bf16.
+ */
+export function writeModelDir(dir: string, options: WriteModelDirOptions, op = "writeModelDir"): SavedModelDir {
+  const { config, dtype, tensors } = options;
+  const specs = parameterSpecs(config);
+  const wrong = specs.findIndex((s, i) => s.name !== tensors[i]?.name || formatShape(s.shape) !== formatShape(tensors[i]!.shape));
+  if (wrong >= 0) {
+    const got = tensors[wrong] ? `"${tensors[wrong].name}" ${formatShape(tensors[wrong].shape)}` : "nothing";
+    throw new GrowlmError(op, `tensor ${wrong} must be "${specs[wrong]!.name}" ${formatShape(specs[wrong]!.shape)} (parameterSpecs order of the config) but is ${got}`);
+  }
+  if (tensors.length !== specs.length) {
+    throw new GrowlmError(op, `the config has ${specs.length} parameters but ${tensors.length} tensors were given (the first extra: "${tensors[specs.length]!.name}")`);
   }
   if (dtype !== "float32" && dtype !== "bfloat16") throw new GrowlmError(op, `dtype must be "float32" or "bfloat16" but is ${JSON.stringify(dtype)}`);
   const maxBytes = parseShardSize(options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE);
@@ -484,10 +515,10 @@ export function saveModelDir(dir: string, options: SaveModelOptions): SavedModel
   configJson.transformers_version ??= version;
   const generation = generationConfigToJson(options.generationConfig ?? generationConfigFromModel(config), version);
 
-  const data = flat.data;
-  const shards = planShards(layout.entries, (e) => e.numel * item, maxBytes);
+  const numel = (t: TensorToWrite): number => t.shape.reduce((a, b) => a * b, 1);
+  const shards = planShards(tensors, (t) => numel(t) * item, maxBytes);
   const weightFiles = shards.length === 1 ? [SAFE_WEIGHTS_NAME] : shards.map((_, i) => `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`);
-  const totalSize = layout.entries.reduce((n, e) => n + e.numel * item, 0);
+  const totalSize = tensors.reduce((n, t) => n + numel(t) * item, 0);
 
   fs.mkdirSync(dir, { recursive: true });
   // [final path, staged path], in commit order: the entry point (model.safetensors or the index) last.
@@ -497,11 +528,10 @@ export function saveModelDir(dir: string, options: SaveModelOptions): SavedModel
     staged.push([path.join(dir, GENERATION_CONFIG_NAME), stageFile(op, path.join(dir, GENERATION_CONFIG_NAME), jsonText(generation))]);
     for (const [name, content] of extraFiles) staged.push([path.join(dir, name), stageFile(op, path.join(dir, name), content)]);
     const weightMap: Record<string, string> = {};
-    shards.forEach((entries, i) => {
+    shards.forEach((shard, i) => {
       const file = path.join(dir, weightFiles[i]!);
-      const tensors: TensorToWrite[] = entries.map((e) => ({ name: e.name, shape: e.shape, data: data.subarray(e.offset, e.offset + e.numel) }));
-      staged.push([file, stageSafetensors(file, tensors, { dtype: fileDtype })]);
-      for (const e of entries) weightMap[e.name] = weightFiles[i]!;
+      staged.push([file, stageSafetensors(file, shard, { dtype: fileDtype })]);
+      for (const t of shard) weightMap[t.name] = weightFiles[i]!;
     });
     if (shards.length > 1) {
       const indexFile = path.join(dir, SAFE_WEIGHTS_INDEX_NAME);

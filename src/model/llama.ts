@@ -9,6 +9,8 @@
  *   x' = mid + swiglu(g, u)·Wdᵀ
  * then logits = rmsnorm(x_L, norm)·Wlmᵀ (Wlm = embed_tokens when tied) and the loss is
  * Hugging Face's: position t predicts labels[t + 1], labels of -100 are ignored.
+ * setBranchScale(l, s) multiplies layer l's two branch outputs (a·Woᵀ and swiglu·Wdᵀ) by s,
+ * forward and backward; s = 1 (the default) is the plain layer, computed by the same calls.
  *
  * The head is computed in row chunks, so a [B·T, V] logits matrix never exists during
  * training: each chunk's cross-entropy backward runs right after its forward (the loss
@@ -134,7 +136,7 @@ class Workspace {
     this.dv = f(N * kvC);
     this.dgate = f(N * I);
     this.dup = f(N * I);
-    this.dact = f(N * I);
+    this.dact = f(N * Math.max(C, I)); // also the scratch of two rmsnorm backwards (N·C)
     this.dresB = b(N * C);
     this.dqB = b(N * C);
     this.dkB = b(N * kvC);
@@ -157,12 +159,12 @@ class Workspace {
 /** op(A)·op(B) with fp32 or bf16 inputs, C [M, N] = alpha·op(A)·op(B) + beta·C. */
 function gemm(
   transA: boolean, transB: boolean, M: number, N: number, K: number,
-  A: F32 | BF16, B: F32 | BF16, beta: number, C: F32,
+  A: F32 | BF16, B: F32 | BF16, beta: number, C: F32, alpha = 1,
 ): void {
   const lda = transA ? M : K;
   const ldb = transB ? K : N;
-  if (A instanceof Float32Array && B instanceof Float32Array) binding.sgemm(transA, transB, M, N, K, 1, A, lda, B, ldb, beta, C, N);
-  else binding.gemmBf16(transA, transB, M, N, K, 1, A as BF16, lda, B as BF16, ldb, beta, C, N);
+  if (A instanceof Float32Array && B instanceof Float32Array) binding.sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+  else binding.gemmBf16(transA, transB, M, N, K, alpha, A as BF16, lda, B as BF16, ldb, beta, C, N);
 }
 
 export class LlamaModel {
@@ -180,8 +182,10 @@ export class LlamaModel {
   #workspace: Workspace | null = null;
   /** What the last forward with labels saved for backward; null when there is nothing to differentiate. */
   #pending: { ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number } | null = null;
-  /** Counts markParamsChanged() calls: a backward must see the parameters its forward saw. */
+  /** Counts markParamsChanged() and setBranchScale() calls: a backward must see the parameters its forward saw. */
   #version = 0;
+  /** Per layer, the factor on its two residual branches (1 everywhere unless setBranchScale changed it). */
+  readonly #branchScales: Float64Array;
   #disposed = false;
 
   constructor(readonly config: LlamaConfig, options: LlamaModelOptions = {}) {
@@ -197,6 +201,7 @@ export class LlamaModel {
     }
     this.params = Tensor.zeros([this.layout.numel]);
     this.grads = Tensor.zeros([this.layout.numel]);
+    this.#branchScales = new Float64Array(config.num_hidden_layers).fill(1);
     this.paramsBf16 = this.matmul === "bfloat16" ? Tensor.zeros([this.layout.numel], "bfloat16") : null;
   }
 
@@ -244,6 +249,32 @@ export class LlamaModel {
   markBf16Fresh(): void {
     this.#bf16Stale = false;
     this.#version++;
+  }
+
+  /**
+   * Multiplies layer `layer`'s two residual branches by `scale` in the forward and the backward:
+   * mid = x + scale·attention(x)·Woᵀ and x' = mid + scale·mlp(mid)·Wdᵀ. At 0 the layer is the
+   * identity (and its weights get no gradient), at 1 (the default) the plain layer. MSG-style
+   * growth ramps the scale of newly added layers from 0 to 1 (src/growth/schedule.ts). The scale
+   * is a float32 factor; a forward waiting for its backward is invalidated by a change.
+   */
+  setBranchScale(layer: number, scale: number): void {
+    this.#checkAlive();
+    const op = "LlamaModel.setBranchScale";
+    if (!Number.isSafeInteger(layer) || layer < 0 || layer >= this.config.num_hidden_layers) {
+      throw new GrowlmError(op, `layer must be an integer in [0, ${this.config.num_hidden_layers}) but is ${layer}`);
+    }
+    if (!Number.isFinite(scale)) throw new GrowlmError(op, `the scale of layer ${layer} must be finite but is ${scale}`);
+    if (this.#branchScales[layer] === scale) return;
+    this.#branchScales[layer] = scale;
+    this.#version++;
+  }
+
+  /** The factor on layer `layer`'s residual branches (see setBranchScale). */
+  branchScale(layer: number): number {
+    const s = this.#branchScales[layer];
+    if (s === undefined) throw new GrowlmError("LlamaModel.branchScale", `layer must be an integer in [0, ${this.config.num_hidden_layers}) but is ${layer}`);
+    return s;
   }
 
   zeroGrad(): void {
@@ -429,7 +460,8 @@ export class LlamaModel {
     binding.ropeForward(a.k, a.k, positions, B, T, Hkv, D, cfg.rope_theta);
     binding.attentionForward(a.att, a.lse, a.q, a.k, a.v, B, T, H, Hkv, D, 1 / Math.sqrt(D));
     const att = this.#operand(a.att, a.attb, N * C);
-    gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid);
+    const scale = this.#branchScales[l]!;
+    gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid, scale);
     binding.add(a.mid, a.mid, x, N * C);
     binding.rmsnormForward(a.h2, a.rstd2, a.mid, this.#p(layerParamName(l, "post_attention_layernorm")), N, C, cfg.rms_norm_eps);
     const h2 = this.#operand(a.h2, a.h2b, N * C);
@@ -438,7 +470,7 @@ export class LlamaModel {
     binding.swigluForward(a.act, a.gate, a.up, N * I);
     const act = this.#operand(a.act, a.actb, N * I);
     const out = ws.residual[l + 1]!;
-    gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out);
+    gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out, scale);
     binding.add(out, out, a.mid, N * C);
   }
 
@@ -506,12 +538,14 @@ export class LlamaModel {
     const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const kvC = Hkv * D;
     const g = (kind: ModuleKind): F32 => this.#g(layerParamName(l, kind));
+    const scale = this.#branchScales[l]!;
 
-    // MLP: x' = mid + act·Wdᵀ
+    // MLP: x' = mid + scale·act·Wdᵀ
     const dres = this.#operand(ws.dres, ws.dresB, N * C);
-    gemm(false, false, N, I, C, dres, this.#lw(l, "down_proj"), 0, ws.dact);
-    gemm(true, false, C, I, N, dres, a.actb ?? a.act, 1, g("down_proj"));
-    binding.swigluBackward(ws.dgate, ws.dup, ws.dact, a.gate, a.up, N * I);
+    const dact = ws.dact.subarray(0, N * I);
+    gemm(false, false, N, I, C, dres, this.#lw(l, "down_proj"), 0, dact, scale);
+    gemm(true, false, C, I, N, dres, a.actb ?? a.act, 1, g("down_proj"), scale);
+    binding.swigluBackward(ws.dgate, ws.dup, dact, a.gate, a.up, N * I);
     const dgate = this.#operand(ws.dgate, ws.dgateB, N * I);
     const dup = this.#operand(ws.dup, ws.dupB, N * I);
     const dh2 = ws.dtmp.subarray(0, N * C);
@@ -525,11 +559,11 @@ export class LlamaModel {
     binding.rmsnormBackward(dmidNorm, g("post_attention_layernorm"), dh2, a.mid, this.#p(layerParamName(l, "post_attention_layernorm")), a.rstd2, N, C);
     binding.add(ws.dres, ws.dres, dmidNorm, N * C);
 
-    // Attention: mid = x + att·Woᵀ
+    // Attention: mid = x + scale·att·Woᵀ
     const dmid = this.#operand(ws.dres, ws.dresB, N * C);
     const datt = ws.dtmp.subarray(0, N * C);
-    gemm(false, false, N, C, C, dmid, this.#lw(l, "o_proj"), 0, datt);
-    gemm(true, false, C, C, N, dmid, a.attb ?? a.att, 1, g("o_proj"));
+    gemm(false, false, N, C, C, dmid, this.#lw(l, "o_proj"), 0, datt, scale);
+    gemm(true, false, C, C, N, dmid, a.attb ?? a.att, 1, g("o_proj"), scale);
     binding.attentionBackward(ws.dq, ws.dk, ws.dv, datt, a.q, a.k, a.v, a.att, a.lse, B, T, H, Hkv, D, 1 / Math.sqrt(D));
     binding.ropeBackward(ws.dq, ws.dq, positions, B, T, H, D, cfg.rope_theta);
     binding.ropeBackward(ws.dk, ws.dk, positions, B, T, Hkv, D, cfg.rope_theta);

@@ -35,6 +35,8 @@ export interface TrainerStateJson {
   growlm: {
     optimizer: Required<AdamwOptions> & { step: number };
     schedule: LrScheduleConfig;
+    /** Trainer.scheduleOffset (absent in checkpoints written before it existed: 0). */
+    scheduleOffset?: number;
     rng: RandomState;
   };
 }
@@ -77,6 +79,7 @@ export function saveTrainingCheckpoint(dir: string, trainer: Trainer, extras: Tr
           step: optimizer.step,
         },
         schedule: { ...trainer.schedule.config },
+        scheduleOffset: trainer.scheduleOffset,
         rng: trainer.rng.state(),
       },
     };
@@ -132,7 +135,12 @@ export function loadTrainingCheckpoint(dir: string, options: LlamaModelOptions =
   readModelConfig(dir);
   const model = loadPretrained(dir, options);
   const { step, ...hyper } = state.growlm.optimizer;
-  const trainer = new Trainer(model, { schedule: state.growlm.schedule, optimizer: hyper, seed: state.growlm.rng.seed });
+  const trainer = new Trainer(model, {
+    schedule: state.growlm.schedule,
+    optimizer: hyper,
+    seed: state.growlm.rng.seed,
+    scheduleOffset: state.growlm.scheduleOffset ?? 0,
+  });
   try {
     const file = path.join(dir, OPTIMIZER_STATE_NAME);
     const reader = openSafetensors(file);

@@ -26,6 +26,13 @@ export interface TrainerOptions {
   optimizer?: AdamwOptions;
   /** Seed of the trainer's random stream (data order, dropout); default 42 as TrainingArguments. */
   seed?: number;
+  /**
+   * Optimizer steps counted before the schedule's step 0 (default 0): an update takes the
+   * learning rate schedule.lr(optimizer.step − scheduleOffset). Growth in the middle of training
+   * uses it to restart the schedule while AdamW's step count (its bias correction) carries on,
+   * or to continue the schedule with a fresh optimizer (a negative offset).
+   */
+  scheduleOffset?: number;
 }
 
 export interface StepResult {
@@ -52,6 +59,8 @@ export class Trainer {
   readonly optimizer: AdamW;
   readonly schedule: LrSchedule;
   readonly rng: RandomStream;
+  /** See TrainerOptions.scheduleOffset. */
+  readonly scheduleOffset: number;
 
   constructor(readonly model: LlamaModel, options: TrainerOptions) {
     this.schedule = new LrSchedule(options.schedule);
@@ -59,6 +68,10 @@ export class Trainer {
     const seed = options.seed ?? 42;
     if (!Number.isSafeInteger(seed) || seed < 0) throw new GrowlmError("Trainer", `seed must be an integer >= 0 but is ${seed}`);
     this.rng = new RandomStream(seed);
+    this.scheduleOffset = options.scheduleOffset ?? 0;
+    if (!Number.isSafeInteger(this.scheduleOffset)) {
+      throw new GrowlmError("Trainer", `scheduleOffset must be an integer but is ${this.scheduleOffset}`);
+    }
   }
 
   /** Optimizer steps taken so far (the schedule's position). */
@@ -77,7 +90,11 @@ export class Trainer {
     for (const batch of microBatches) {
       lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens }).lossSum;
     }
-    const lr = this.schedule.lr(this.optimizer.step);
+    const position = this.optimizer.step - this.scheduleOffset;
+    if (position < 0) {
+      throw new GrowlmError("Trainer.trainStep", `the schedule position optimizer.step − scheduleOffset = ${this.optimizer.step} − ${this.scheduleOffset} is negative`);
+    }
+    const lr = this.schedule.lr(position);
     const { gradNorm } = this.optimizer.update(lr);
     return { step: this.optimizer.step, loss: lossSum / tokens, tokens, gradNorm, lr };
   }

@@ -15,6 +15,7 @@ import {
   readModelConfig,
   readTensor,
   saveModelDir,
+  writeModelDir,
 } from "../../src/io/hf.js";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import { toBf16, toFloat32 } from "../../src/kernels/elementwise.js";
@@ -407,5 +408,38 @@ describe("configs, sizes and extra files", () => {
     expect(fs.readFileSync(path.join(out, "tokenizer.json"), "utf8")).toBe('{"model": {}}');
     expect([...fs.readFileSync(path.join(out, "blob.bin"))]).toEqual([1, 2, 3]);
     expect(files(out)).toEqual(["blob.bin", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]);
+  });
+});
+
+describe("writeModelDir (tensors produced one at a time)", () => {
+  it("writes what saveModelDir writes, calling each data function once when the writer reaches it", () => {
+    const layout = new ParamLayout(GQA);
+    const flat = randomParams(layout, 31);
+    const viaFlat = path.join(dir, "flat");
+    saveModelDir(viaFlat, { config: GQA, layout, flat, dtype: "bfloat16", maxShardSize: 4000 });
+    const calls: string[] = [];
+    const lazy = path.join(dir, "lazy");
+    writeModelDir(lazy, {
+      config: GQA,
+      dtype: "bfloat16",
+      maxShardSize: 4000,
+      tensors: layout.entries.map((e) => ({ name: e.name, shape: e.shape, data: () => (calls.push(e.name), flat.data.slice(e.offset, e.offset + e.numel)) })),
+    });
+    expect(calls).toEqual(layout.entries.map((e) => e.name));
+    expect(files(lazy)).toEqual(files(viaFlat));
+    for (const f of files(lazy)) expect(fs.readFileSync(path.join(lazy, f)).equals(fs.readFileSync(path.join(viaFlat, f))), f).toBe(true);
+  });
+
+  it("refuses tensors that are not the config's parameters in order", () => {
+    const layout = new ParamLayout(GQA);
+    const tensors = layout.entries.map((e) => ({ name: e.name, shape: e.shape, data: new Float32Array(e.numel) }));
+    const swapped = [tensors[1]!, tensors[0]!, ...tensors.slice(2)];
+    expect(() => writeModelDir(dir, { config: GQA, dtype: "float32", tensors: swapped })).toThrow(
+      /tensor 0 must be "model\.embed_tokens\.weight" \[67, 24\] \(parameterSpecs order of the config\) but is "model\.layers\.0\.self_attn\.q_proj\.weight" \[24, 24\]/,
+    );
+    expect(() => writeModelDir(dir, { config: GQA, dtype: "float32", tensors: tensors.slice(0, 3) })).toThrow(/tensor 3 must be "model\.layers\.0\.self_attn\.v_proj\.weight" .* but is nothing/);
+    const extra = [...tensors, { name: "extra", shape: [1], data: new Float32Array(1) }];
+    expect(() => writeModelDir(dir, { config: GQA, dtype: "float32", tensors: extra })).toThrow(/the config has 21 parameters but 22 tensors were given \(the first extra: "extra"\)/);
+    expect(files()).toEqual([]);
   });
 });

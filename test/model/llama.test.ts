@@ -196,6 +196,75 @@ describe("LlamaModel", () => {
     }
   });
 
+  describe("branch scale (setBranchScale, for masked growth)", () => {
+    /** alpha·(A·B) against A·(s·B): the same products rounded in another order. */
+    const SCALE_RTOL = 1e-5;
+
+    test("scale s on a layer's branches is s·o_proj and s·down_proj, forward and backward", () => {
+      const s = 0.37;
+      const { ids, labels } = batch(2, 9, TINY.vocab_size, BASE_SEED + 21);
+      const scaled = makeModel(TINY);
+      scaled.setBranchScale(1, s);
+      expect(scaled.branchScale(1)).toBe(s);
+      const folded = makeModel(TINY);
+      for (const kind of ["self_attn.o_proj", "mlp.down_proj"]) {
+        const w = folded.param(`model.layers.1.${kind}.weight`).data;
+        for (let i = 0; i < w.length; i++) w[i] = Math.fround(w[i]! * s);
+      }
+      folded.markParamsChanged();
+      const a = gradsAfter(scaled, ids, labels);
+      const b = gradsAfter(folded, ids, labels);
+      expect(a.loss).toBeCloseTo(b.loss, 5);
+      // ∂L/∂W = s·∂L/∂(sW) for the two scaled weights; every other gradient is the same.
+      for (const e of scaled.layout.entries) {
+        const factor = e.layer === 1 && (e.kind === "o_proj" || e.kind === "down_proj") ? s : 1;
+        const expected = Float32Array.from(b.grads.subarray(e.offset, e.offset + e.numel), (g) => g * factor);
+        expectClose(a.grads.subarray(e.offset, e.offset + e.numel), expected, SCALE_RTOL, e.name);
+      }
+    });
+
+    test("scale 0 makes the layer the identity: bitwise the model without it, and no gradient for its weights", () => {
+      const config = parseLlamaConfig({ ...TINY_FIELDS, num_hidden_layers: 3 });
+      const three = makeModel(config);
+      three.setBranchScale(1, 0);
+      const two = makeModel(TINY);
+      for (const e of two.layout.entries) {
+        const from = e.layer === 1 ? e.name.replace("layers.1.", "layers.2.") : e.name;
+        two.param(e.name).data.set(three.param(from).data);
+      }
+      two.markParamsChanged();
+      const { ids, labels } = batch(2, 8, TINY.vocab_size, BASE_SEED + 22);
+      const a = gradsAfter(three, ids, labels);
+      const b = gradsAfter(two, ids, labels);
+      expect(a.loss).toBe(b.loss);
+      for (const e of three.layout.entries.filter((x) => x.layer === 1 && !x.kind.endsWith("layernorm"))) {
+        expect(a.grads.subarray(e.offset, e.offset + e.numel).every((g) => g === 0), e.name).toBe(true);
+      }
+      three.setBranchScale(1, 1);
+      expect(gradsAfter(three, ids, labels).loss).not.toBe(b.loss);
+    });
+
+    test("a scale change invalidates the pending backward; bad layers and scales are refused", () => {
+      const model = makeModel(TINY);
+      const { ids, labels } = batch(1, 5, TINY.vocab_size, BASE_SEED + 23);
+      model.forward(ids, { labels });
+      model.setBranchScale(0, 0.5);
+      expect(() => model.backward()).toThrow(/parameters changed since the forward/);
+      expect(() => model.setBranchScale(2, 1)).toThrow(/layer must be an integer in \[0, 2\) but is 2/);
+      expect(() => model.setBranchScale(0, Number.NaN)).toThrow(/scale of layer 0 must be finite/);
+      expect(() => model.branchScale(-1)).toThrow(/layer must be an integer/);
+    });
+  });
+
+  test("intermediate_size below hidden_size trains (the backward's scratch holds N·max(C, I))", () => {
+    const config = parseLlamaConfig({ ...TINY_FIELDS, intermediate_size: 20 });
+    const { ids, labels } = batch(2, 6, TINY.vocab_size, BASE_SEED + 24);
+    const stored = gradsAfter(makeModel(config), ids, labels);
+    const recomputed = gradsAfter(makeModel(config, { recompute: true }), ids, labels);
+    expect(Number.isFinite(stored.loss)).toBe(true);
+    expectBitwiseEqual(recomputed.grads, stored.grads, "gradients");
+  });
+
   describe("refuses bad input by name", () => {
     const model = makeModel(TINY);
     const ids = Tensor.from([1, 2, 3, 4], [1, 4], "int32");
