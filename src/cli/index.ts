@@ -7,9 +7,10 @@ import { info } from "./info.js";
 import { init } from "./init.js";
 import { metrics } from "./metrics.js";
 import { preprocess } from "./preprocess.js";
+import { pretrain } from "./pretrain.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, grow, preprocess, finetune, metrics];
+const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, metrics];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

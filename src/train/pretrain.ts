@@ -31,8 +31,11 @@ export interface CurvePoint {
 export interface GrowthEvent {
   /** Grow once this many training tokens have been seen. */
   atTokens: number;
-  /** Returns the trainer of the grown model (the old trainer and model may be disposed by it). */
-  apply(trainer: Trainer): Trainer;
+  /**
+   * Returns the trainer of the grown model (the old trainer and model may be disposed by it)
+   * and, for MSG masks, what to call with the trainer's step before every update.
+   */
+  apply(trainer: Trainer): { trainer: Trainer; beforeStep?: (step: number) => void };
 }
 
 export interface PretrainRunOptions {
@@ -89,6 +92,7 @@ export function pretrainRun(initial: Trainer, options: PretrainRunOptions): { cu
   let windowLoss = 0;
   let windowSteps = 0;
   let grown = options.growth === undefined;
+  let beforeStep: ((step: number) => void) | undefined;
   const curve: CurvePoint[] = [];
   const point = (evaluate: boolean): void => {
     const p: CurvePoint = {
@@ -111,13 +115,14 @@ export function pretrainRun(initial: Trainer, options: PretrainRunOptions): { cu
     while (tokens < maxTokens) {
       if (!grown && tokens >= options.growth!.atTokens) {
         if (windowSteps > 0) point(true);
-        trainer = options.growth!.apply(trainer);
+        ({ trainer, beforeStep } = options.growth!.apply(trainer));
         grown = true;
         point(true);
       }
       const inPass = step % stepsPerPass;
       if (inPass === 0) order = new RandomStream(seed, (step / stepsPerPass) * corpus.train.length).permutation(corpus.train.length);
       for (let k = 0; k < batchSize; k++) (ids.data as Int32Array).set(corpus.train[order[inPass * batchSize + k]!]!, k * T);
+      beforeStep?.(trainer.step);
       const r = trainer.trainStep([{ ids, labels: ids }]);
       step++;
       tokens += batchSize * T;

@@ -46,7 +46,7 @@ describe("pretraining", () => {
           grownAt = t.step;
           t.dispose();
           t.model.dispose();
-          return trainerOf(bigger);
+          return { trainer: trainerOf(bigger) };
         },
       },
     });
