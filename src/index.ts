@@ -53,7 +53,15 @@ export {
   type MatmulPrecision,
 } from "./model/llama.js";
 export { loadPretrained, savePretrained, type SavePretrainedOptions } from "./model/pretrained.js";
-export { scoreSequences, type ScoreOptions, type ScoreResult } from "./model/score.js";
+export {
+  scoreContinuations,
+  scoreSequences,
+  type ContinuationOptions,
+  type ContinuationRequest,
+  type ContinuationScore,
+  type ScoreOptions,
+  type ScoreResult,
+} from "./model/score.js";
 
 export {
   listCheckpointTensors,
@@ -95,3 +103,35 @@ export {
   saveTrainingCheckpoint,
   type TrainerStateJson,
 } from "./train/checkpoint.js";
+
+export {
+  FewshotSampler,
+  MULTIPLE_CHOICE_METRICS,
+  aggregateSubtaskMetrics,
+  constructRequests,
+  fewshotContext,
+  mean,
+  meanStderr,
+  pooledSampleStderr,
+  processResults,
+  readTaskDocs,
+  resolveTasks,
+  runHarness,
+  type Doc,
+  type GroupSpec,
+  type HarnessOptions,
+  type HarnessResults,
+  type HarnessRun,
+  type LoglikelihoodRequest,
+  type LoglikelihoodResult,
+  type LoglikelihoodScorer,
+  type MetricConfig,
+  type MultipleChoiceMetric,
+  type SampleRecord,
+  type SourcedDoc,
+  type TaskRegistry,
+  type TaskSpec,
+} from "./eval/harness.js";
+export { ModelScorer, type ModelScorerOptions } from "./eval/model-scorer.js";
+export { BUILTIN_TASKS } from "./eval/tasks/registry.js";
+export { PythonRandom } from "./eval/python-random.js";

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /** The growlm command-line tool: `growlm <command> [--help]`. */
 import type { Command } from "./command.js";
+import { harness } from "./harness.js";
 import { info } from "./info.js";
 import { init } from "./init.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score];
+const commands: readonly Command[] = [info, init, score, harness];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
