@@ -3,7 +3,8 @@
  *
  * Tensors in native memory, the CPU kernels (each with its backward where it has one) and
  * the runtime settings; the LLaMA decoder with its flat parameter buffers, Hugging Face
- * checkpoints and tokenizers, scoring, and the training step with its checkpoints. Kernels
+ * checkpoints and tokenizers, scoring, the training step with its checkpoints, and the
+ * multiple-choice benchmark harness (lm-evaluation-harness's scoring). Kernels
  * throw a TypeError or RangeError naming the op and the shapes before touching memory;
  * everything above them throws a GrowlmError naming the operation and the file, tensor or
  * field at fault.

@@ -90,7 +90,15 @@ export const harness: Command = {
     const model = loadPretrained(modelDir, { matmul: values.bf16 ? "bfloat16" : "float32" });
     try {
       const maxLength = values.max_length === undefined ? model.config.max_position_embeddings : integerFlag(COMMAND, "max_length", values.max_length, 1, model.config.max_position_embeddings);
-      const scorer = new ModelScorer(model, tokenizer, { addBosToken, maxLength, batchSize, maxBatchTokens });
+      // Long runs report progress on stderr, at most every 30 s.
+      let reported = performance.now();
+      const onProgress = (scored: number, total: number): void => {
+        const now = performance.now();
+        if (now - reported < 30_000 && scored < total) return;
+        reported = now;
+        console.error(`growlm harness: ${scored}/${total} model inputs scored (${((now - startTime) / 1000).toFixed(0)} s)`);
+      };
+      const scorer = new ModelScorer(model, tokenizer, { addBosToken, maxLength, batchSize, maxBatchTokens, onProgress });
       const run = await runHarness({
         tasks: taskNames,
         registry: BUILTIN_TASKS,

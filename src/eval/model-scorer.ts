@@ -34,6 +34,8 @@ export interface ModelScorerOptions {
   batchSize?: number;
   /** Upper bound on B·T of one forward (default 8192). */
   maxBatchTokens?: number;
+  /** Called after each forward with the distinct inputs scored so far and their total. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /** Answers loglikelihood requests with `model`, tokenising with `tokenizer` as lm-evaluation-harness's HFLM does. */
@@ -103,6 +105,7 @@ export class ModelScorer implements LoglikelihoodScorer {
       maxLength: this.maxLength,
       ...(this.options.batchSize !== undefined ? { batchSize: this.options.batchSize } : {}),
       ...(this.options.maxBatchTokens !== undefined ? { maxBatchTokens: this.options.maxBatchTokens } : {}),
+      ...(this.options.onProgress !== undefined ? { onProgress: this.options.onProgress } : {}),
     });
   }
 }

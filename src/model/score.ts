@@ -91,6 +91,8 @@ export interface ContinuationOptions {
   maxBatchTokens?: number;
   /** Upper bound on the B·T·V·4 bytes of logits one forward returns (default 1 GiB; one input always runs). */
   maxLogitsBytes?: number;
+  /** Called after each forward with the distinct inputs scored so far and their total. */
+  onProgress?: (scored: number, total: number) => void;
 }
 
 /**
@@ -206,6 +208,7 @@ export function scoreContinuations(
       }
     });
     logits!.dispose();
+    options.onProgress?.(start, inputs.length);
   }
   return scores;
 }

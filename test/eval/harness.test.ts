@@ -404,6 +404,7 @@ describe("growlm harness on a tiny random model (byte-level tokenizer)", () => {
   let modelDir: string;
   beforeAll(async () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
+    vi.spyOn(console, "error").mockImplementation(() => {});
     fs.writeFileSync(path.join(tmp, "cfg.json"), JSON.stringify(CONFIG));
     modelDir = path.join(tmp, "tiny");
     await init.run(["--config", path.join(tmp, "cfg.json"), "--seed", "3", "--out", modelDir, "--tokenizer", "byte"]);

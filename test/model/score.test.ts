@@ -49,7 +49,11 @@ describe("scoreContinuations", () => {
       { context: context.slice(0, 6), continuation: [context[6]!, 5] }, // the same input again, split elsewhere
       ...[2, 5, 11, 1].map((n) => ({ context: tokens(next, n), continuation: tokens(next, 1 + (n % 3)) })),
     ];
-    const batched = scoreContinuations(model, requests, { maxBatchTokens: 20, batchSize: 2 });
+    const progress: [number, number][] = [];
+    const batched = scoreContinuations(model, requests, { maxBatchTokens: 20, batchSize: 2, onProgress: (done, total) => progress.push([done, total]) });
+    // 8 requests, 5 distinct inputs (the first four read the same 7 tokens), at most 2 per forward.
+    expect(progress.at(-1)).toEqual([5, 5]);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
     requests.forEach((r, i) => {
       expect(batched[i]!.logprob, `request ${i} (GROWLM_TEST_SEED=${BASE_SEED})`).toBeCloseTo(reference(model, r, CONFIG.max_position_embeddings), -Math.log10(SUM_TOL));
       const alone = scoreContinuations(model, [r])[0]!;
