@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 
@@ -42,7 +43,7 @@ import { loadPretrained } from "../../src/model/pretrained.js";
 import { scoreSequences } from "../../src/model/score.js";
 import { Tensor } from "../../src/tensor.js";
 
-const FIXTURES = path.join(import.meta.dirname, "../fixtures/harness");
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/harness");
 const TASKS = ["piqa", "boolq", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "crows_pairs_english", "mmlu"];
 
 /** tools/make_harness_fixtures.py's fake_loglikelihood: exact binary fractions of a SHA-256 of the request. */

@@ -1,6 +1,7 @@
 /** PythonRandom against CPython 3.11's random.Random (fixture from tools/make_harness_fixtures.py). */
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { describe, expect, test } from "vitest";
 
@@ -12,7 +13,7 @@ interface Fixture {
   sample: { seed: number; n: number; k: number; draws: number[][] }[];
 }
 
-const FIXTURE = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "../fixtures/harness/python_random.json"), "utf8")) as Fixture;
+const FIXTURE = JSON.parse(fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/harness/python_random.json"), "utf8")) as Fixture;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 describe("PythonRandom", () => {

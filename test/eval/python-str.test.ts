@@ -1,12 +1,13 @@
 /** Python str semantics against CPython 3.11 (fixture from tools/make_harness_fixtures.py). */
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { expect, test } from "vitest";
 
 import { isPythonSpace, pythonCapitalize, pythonLen, pythonRstrip, pythonStrip } from "../../src/eval/python-str.js";
 
-const FIXTURE = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "../fixtures/harness/python_str.json"), "utf8")) as {
+const FIXTURE = JSON.parse(fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/harness/python_str.json"), "utf8")) as {
   text: string;
   strip: string;
   rstrip: string;
