@@ -89,7 +89,7 @@ export interface ContinuationOptions {
   batchSize?: number;
   /** Upper bound on B·T of one forward (default 8192). */
   maxBatchTokens?: number;
-  /** Upper bound on the B·T·V·4 bytes of logits one forward returns (default 1 GiB; one input always runs). */
+  /** Upper bound on the B·T·V·4 bytes of logits one forward returns (default 256 MiB; one input always runs). */
   maxLogitsBytes?: number;
   /** Called after each forward with the distinct inputs scored so far and their total. */
   onProgress?: (scored: number, total: number) => void;
@@ -113,7 +113,7 @@ export function scoreContinuations(
   const maxLength = options.maxLength ?? maxPositions;
   const batchSize = options.batchSize ?? 32;
   const maxTokens = options.maxBatchTokens ?? 8192;
-  const maxLogitsBytes = options.maxLogitsBytes ?? 2 ** 30;
+  const maxLogitsBytes = options.maxLogitsBytes ?? 2 ** 28;
   if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > maxPositions) {
     throw new GrowlmError(op, `maxLength must be an integer in [1, max_position_embeddings = ${maxPositions}] but is ${maxLength}`);
   }

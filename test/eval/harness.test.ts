@@ -39,6 +39,8 @@ import { ModelScorer } from "../../src/eval/model-scorer.js";
 import { hellaswagPreprocess } from "../../src/eval/tasks/hellaswag.js";
 import { BUILTIN_TASKS } from "../../src/eval/tasks/registry.js";
 import { loadTokenizer } from "../../src/io/tokenizer.js";
+import { parseLlamaConfig } from "../../src/model/config.js";
+import { LlamaModel } from "../../src/model/llama.js";
 import { loadPretrained } from "../../src/model/pretrained.js";
 import { scoreSequences } from "../../src/model/score.js";
 import { Tensor } from "../../src/tensor.js";
@@ -426,6 +428,26 @@ describe("growlm harness on a tiny random model (byte-level tokenizer)", () => {
     // Python's whitespace: U+0085 moves, U+FEFF does not.
     expect(scorer.encodePair({ context: "a\u0085", continuation: "b" }).continuation).toEqual(bytes("\u0085b"));
     expect(scorer.encodePair({ context: "a\ufeff", continuation: "b" }).continuation).toEqual(bytes("b"));
+    model.dispose();
+  });
+
+  test("SentencePiece (LLaMA) and byte-level BPE (GPT-2) tokenizers: the continuation is the tail of the joint encoding", async () => {
+    const model = new LlamaModel(parseLlamaConfig({ ...CONFIG, vocab_size: 300 }));
+    const llama = await loadTokenizer(path.join(FIXTURES, "../tokenizers/llama-legacy"));
+    const scorer = new ModelScorer(model, llama);
+    const pair = scorer.encodePair({ context: "Question: why?\nAnswer: ", continuation: "yes" });
+    const whole = llama.encode("Question: why?\nAnswer: yes");
+    expect(pair.context).toEqual(llama.encode("Question: why?\nAnswer:"));
+    expect(pair.context[0]).toBe(llama.bosId);
+    expect(pair.continuation).toEqual(whole.slice(pair.context.length));
+    // Encoded alone, " yes" would start with a second "▁" (legacy SentencePiece); the joint encoding does not.
+    expect(pair.continuation).not.toEqual(llama.encode(" yes", { addBos: false }));
+    expect(scorer.encodePair({ context: "", continuation: "He ran." })).toEqual({ context: [llama.bosId], continuation: llama.encode("He ran.", { addBos: false }) });
+    const gpt2 = await loadTokenizer(path.join(FIXTURES, "../tokenizers/gpt2"));
+    const byteLevel = new ModelScorer(model, gpt2);
+    // GPT-2 adds no BOS; its BOS (<|endoftext|>) still stands for an empty context.
+    expect(byteLevel.encodePair({ context: "Q:", continuation: " yes" })).toEqual({ context: gpt2.encode("Q:"), continuation: gpt2.encode(" yes") });
+    expect(byteLevel.encodePair({ context: "", continuation: "Hi" }).context).toEqual([gpt2.bosId]);
     model.dispose();
   });
 
