@@ -264,10 +264,9 @@ export function goldIndex(spec: TaskSpec, doc: Doc, where: string, choices: read
 export function fewshotContext(spec: TaskSpec, doc: Doc, where: string, examples: readonly SourcedDoc[]): string | string[] {
   let prefix = spec.description;
   for (const example of examples) {
-    const fs = example.doc;
-    let q = spec.docToText(fs, example.where);
-    let choices: string[] | null = spec.docToChoice(fs, example.where);
-    const answer = spec.docToTarget(fs, example.where);
+    let q = spec.docToText(example.doc, example.where);
+    let choices: string[] | null = spec.docToChoice(example.doc, example.where);
+    const answer = spec.docToTarget(example.doc, example.where);
     if (spec.multipleInputs) {
       if (typeof q !== "number" || q < 0 || q >= choices.length) {
         throw taskError(spec.name, `${example.where}: doc_to_text gave ${JSON.stringify(q)}, not an index into the ${choices.length} contexts`);
