@@ -3,8 +3,9 @@
  *
  * Tensors in native memory, the CPU kernels (each with its backward where it has one) and
  * the runtime settings; the LLaMA decoder with its flat parameter buffers, Hugging Face
- * checkpoints and tokenizers, scoring, the training step with its checkpoints, and model
- * growth (depth and width operators, on disk and in the middle of training). Kernels
+ * checkpoints and tokenizers, scoring, the training step with its checkpoints, model
+ * growth (depth and width operators, on disk and in the middle of training), fine-tuning
+ * data, text metrics and the multiple-choice benchmark harness. Kernels
  * throw a TypeError or RangeError naming the op and the shapes before touching memory;
  * everything above them throws a GrowlmError naming the operation and the file, tensor or
  * field at fault.
@@ -54,7 +55,15 @@ export {
   type MatmulPrecision,
 } from "./model/llama.js";
 export { loadPretrained, savePretrained, type SavePretrainedOptions } from "./model/pretrained.js";
-export { scoreSequences, type ScoreOptions, type ScoreResult } from "./model/score.js";
+export {
+  scoreContinuations,
+  scoreSequences,
+  type ContinuationOptions,
+  type ContinuationRequest,
+  type ContinuationScore,
+  type ScoreOptions,
+  type ScoreResult,
+} from "./model/score.js";
 
 export {
   listCheckpointTensors,
@@ -194,3 +203,34 @@ export {
   type MetricSuiteOptions,
   type SentenceBleuResult,
 } from "./eval/metrics/suite.js";
+export {
+  FewshotSampler,
+  MULTIPLE_CHOICE_METRICS,
+  aggregateSubtaskMetrics,
+  constructRequests,
+  fewshotContext,
+  mean,
+  meanStderr,
+  pooledSampleStderr,
+  processResults,
+  readTaskDocs,
+  resolveTasks,
+  runHarness,
+  type Doc,
+  type GroupSpec,
+  type HarnessOptions,
+  type HarnessResults,
+  type HarnessRun,
+  type LoglikelihoodRequest,
+  type LoglikelihoodResult,
+  type LoglikelihoodScorer,
+  type MetricConfig,
+  type MultipleChoiceMetric,
+  type SampleRecord,
+  type SourcedDoc,
+  type TaskRegistry,
+  type TaskSpec,
+} from "./eval/harness.js";
+export { ModelScorer, type ModelScorerOptions } from "./eval/model-scorer.js";
+export { BUILTIN_TASKS } from "./eval/tasks/registry.js";
+export { PythonRandom } from "./eval/python-random.js";

@@ -3,6 +3,7 @@
 import type { Command } from "./command.js";
 import { finetune } from "./finetune.js";
 import { grow } from "./grow.js";
+import { harness } from "./harness.js";
 import { info } from "./info.js";
 import { init } from "./init.js";
 import { metrics } from "./metrics.js";
@@ -10,7 +11,7 @@ import { preprocess } from "./preprocess.js";
 import { pretrain } from "./pretrain.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, metrics];
+const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, metrics, harness];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

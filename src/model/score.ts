@@ -68,3 +68,147 @@ export function scoreSequences(model: LlamaModel, sequences: readonly (readonly 
   }
   return { loss, tokenLogprobs };
 }
+
+/** One log-likelihood request in tokens: score `continuation` after `context` (both non-empty). */
+export interface ContinuationRequest {
+  context: readonly number[];
+  continuation: readonly number[];
+}
+
+export interface ContinuationScore {
+  /** Σ log p(continuation token | everything before it) over the continuation (nats). */
+  logprob: number;
+  /** Whether every continuation token is the argmax of its position's logits (first maximum on ties). */
+  isGreedy: boolean;
+}
+
+export interface ContinuationOptions {
+  /** Longest input fed to the model (default max_position_embeddings); longer inputs lose tokens on the left. */
+  maxLength?: number;
+  /** Most distinct inputs in one forward (default 32). */
+  batchSize?: number;
+  /** Upper bound on B·T of one forward (default 8192). */
+  maxBatchTokens?: number;
+  /** Upper bound on the B·T·V·4 bytes of logits one forward returns (default 256 MiB; one input always runs). */
+  maxLogitsBytes?: number;
+  /** Called after each forward with the distinct inputs scored so far and their total. */
+  onProgress?: (scored: number, total: number) => void;
+}
+
+/**
+ * Log-likelihood of each continuation given its context, as lm-evaluation-harness's
+ * HFLM._loglikelihood_tokens computes it: the model reads (context + continuation) without
+ * its last token, cut from the left to the last `maxLength` tokens, and the continuation's
+ * tokens are scored at the last |continuation| positions. Requests whose inputs are the
+ * same token sequence (multiple-choice answers of one token after one context) share one
+ * forward, as the harness's logits cache does. Inputs run longest first, right-padded.
+ */
+export function scoreContinuations(
+  model: LlamaModel,
+  requests: readonly ContinuationRequest[],
+  options: ContinuationOptions = {},
+): ContinuationScore[] {
+  const op = "scoreContinuations";
+  const { vocab_size: V, max_position_embeddings: maxPositions } = model.config;
+  const maxLength = options.maxLength ?? maxPositions;
+  const batchSize = options.batchSize ?? 32;
+  const maxTokens = options.maxBatchTokens ?? 8192;
+  const maxLogitsBytes = options.maxLogitsBytes ?? 2 ** 28;
+  if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > maxPositions) {
+    throw new GrowlmError(op, `maxLength must be an integer in [1, max_position_embeddings = ${maxPositions}] but is ${maxLength}`);
+  }
+  for (const [name, value] of [["batchSize", batchSize], ["maxBatchTokens", maxTokens], ["maxLogitsBytes", maxLogitsBytes]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new GrowlmError(op, `${name} must be a positive integer but is ${value}`);
+  }
+  const checkIds = (ids: readonly number[], i: number, part: string): void => {
+    if (!Array.isArray(ids) || ids.length === 0) throw new GrowlmError(op, `request ${i}: the ${part} must be a non-empty list of token ids`);
+    ids.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new GrowlmError(op, `request ${i}: the ${part} holds ${String(id)} at position ${t}, not a token id in [0, ${V})`);
+    });
+  };
+
+  // Distinct inputs, each with the requests that read it.
+  interface Input {
+    ids: number[];
+    members: number[];
+  }
+  const inputs: Input[] = [];
+  const byKey = new Map<string, Input>();
+  requests.forEach((request, i) => {
+    checkIds(request.context, i, "context");
+    checkIds(request.continuation, i, "continuation");
+    if (request.continuation.length > maxLength) {
+      throw new GrowlmError(op, `request ${i}: the continuation has ${request.continuation.length} tokens, more than maxLength = ${maxLength}`);
+    }
+    const whole = [...request.context, ...request.continuation];
+    const ids = whole.slice(Math.max(0, whole.length - (maxLength + 1)), whole.length - 1);
+    const key = ids.join(",");
+    let input = byKey.get(key);
+    if (!input) {
+      input = { ids, members: [] };
+      byKey.set(key, input);
+      inputs.push(input);
+    }
+    input.members.push(i);
+  });
+  inputs.sort((a, b) => b.ids.length - a.ids.length);
+
+  const scores: ContinuationScore[] = new Array<ContinuationScore>(requests.length);
+  for (let start = 0; start < inputs.length; ) {
+    const T = inputs[start]!.ids.length;
+    const fit = Math.min(batchSize, Math.floor(maxTokens / T), Math.floor(maxLogitsBytes / (T * V * 4)));
+    const batch = inputs.slice(start, start + Math.max(1, fit));
+    start += batch.length;
+    const B = batch.length;
+    const ids = Tensor.zeros([B, T], "int32");
+    batch.forEach((input, b) => (ids.data as Int32Array).set(input.ids, b * T));
+    const { logits } = model.forward(ids, { returnLogits: true });
+    ids.dispose();
+    const data = logits!.data as Float32Array;
+    batch.forEach((input, b) => {
+      // log-sum-exp and argmax of each scored row, computed once per row of this input.
+      const rows = new Map<number, { lse: number; argmax: number }>();
+      const row = (t: number): { lse: number; argmax: number } => {
+        let stats = rows.get(t);
+        if (stats) return stats;
+        const base = (b * T + t) * V;
+        let max = -Infinity;
+        let argmax = 0;
+        for (let v = 0; v < V; v++) {
+          const x = data[base + v]!;
+          // torch.argmax takes NaN as the maximum.
+          if (Number.isNaN(x)) {
+            max = Number.NaN;
+            argmax = v;
+            break;
+          }
+          if (x > max) {
+            max = x;
+            argmax = v;
+          }
+        }
+        let sum = 0;
+        if (!Number.isNaN(max)) for (let v = 0; v < V; v++) sum += Math.exp(data[base + v]! - max);
+        stats = { lse: max + Math.log(sum), argmax };
+        rows.set(t, stats);
+        return stats;
+      };
+      const L = input.ids.length;
+      for (const i of input.members) {
+        const continuation = requests[i]!.continuation;
+        const first = L - continuation.length;
+        let logprob = 0;
+        let isGreedy = true;
+        continuation.forEach((token, j) => {
+          const stats = row(first + j);
+          logprob += data[(b * T + first + j) * V + token]! - stats.lse;
+          if (stats.argmax !== token) isGreedy = false;
+        });
+        scores[i] = { logprob, isGreedy };
+      }
+    });
+    logits!.dispose();
+    options.onProgress?.(start, inputs.length);
+  }
+  return scores;
+}
