@@ -11,7 +11,7 @@
  *   modifiers -> their plain core, with -LRB- -RRB- brackets as in wiki_auto), dialogue (a
  *   speaker's situation and emotion -> an empathetic reply), and question generation (a
  *   short text -> a question it answers);
- * - multiple-choice probes of the world's facts (JSONL of {context, choices, gold}), scored by
+ * - multiple-choice probes of the world's facts (probes/test.jsonl of {context, choices, gold}), scored by
  *   log-likelihood: what a model learnt in pretraining and may forget in fine-tuning.
  * Everything is a function of the seed (growlm's Philox stream), so every run sees the same data.
  */
@@ -195,7 +195,7 @@ export function syntheticTask(task: SyntheticTask, n: number, seed: number): { s
   return { src: examples.map((e) => e.src), tgt: examples.map((e) => e.tgt), src_info: examples.map((e) => e.info) };
 }
 
-/** One multiple-choice probe: the gold choice continues the context with a fact of the world. */
+/** One multiple-choice probe: context + " " + the gold choice states a fact of the world. */
 export interface ProbeItem {
   context: string;
   choices: string[];
@@ -215,7 +215,7 @@ export function syntheticProbes(seed = 3): ProbeItem[] {
       const j = p.index(i + 1);
       [choices[i], choices[j]] = [choices[j]!, choices[i]!];
     }
-    items.push({ context, choices: choices.map((c) => ` ${c}.`), gold: choices.indexOf(answer) });
+    items.push({ context, choices: choices.map((c) => `${c}.`), gold: choices.indexOf(answer) });
   };
   for (const a of ANIMALS) {
     ask(`The ${a.name} eats`, a.food, ANIMALS.map((x) => x.food));
@@ -234,7 +234,8 @@ export interface SyntheticStudyFiles {
   corpus: string;
   /** One raw folder per task (simplification_1.train.json, ...test.json). */
   taskFolders: Record<SyntheticTask, string>;
-  probes: string;
+  /** The folder holding probes/test.jsonl: the data directory of the probe task (jsonlChoiceTask("probes")). */
+  probesDataDir: string;
 }
 
 /** Writes the corpus, the three raw task folders and the probes under `dir`. */
@@ -251,7 +252,7 @@ export function writeSyntheticStudy(dir: string, sizes: { corpusParagraphs: numb
     writeFileAtomic("writeSyntheticStudy", path.join(folder, `${prompts[task]}.test.json`), JSON.stringify(syntheticTask(task, sizes.testExamples, seed * 100 + 2 * k + 1)));
     taskFolders[task] = folder;
   });
-  const probes = path.join(dir, "probes.jsonl");
-  writeFileAtomic("writeSyntheticStudy", probes, syntheticProbes(seed + 2).map((item) => JSON.stringify(item)).join("\n") + "\n");
-  return { corpus, taskFolders, probes };
+  fs.mkdirSync(path.join(dir, "probes"), { recursive: true });
+  writeFileAtomic("writeSyntheticStudy", path.join(dir, "probes", "test.jsonl"), syntheticProbes(seed + 2).map((item) => JSON.stringify(item)).join("\n") + "\n");
+  return { corpus, taskFolders, probesDataDir: dir };
 }

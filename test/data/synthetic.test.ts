@@ -50,7 +50,7 @@ describe("synthetic study data", () => {
       expect(new Set(p.choices).size).toBe(4);
       expect(p.gold).toBeGreaterThanOrEqual(0);
       expect(p.gold).toBeLessThan(4);
-      const fact = `${p.context}${p.choices[p.gold]}`;
+      const fact = `${p.context} ${p.choices[p.gold]}`;
       const stated = fact.replace("works as", "is");
       expect(corpus.includes(fact) || corpus.includes(stated) || corpus.includes(fact.replace(".", " "))).toBe(true);
     }
