@@ -19,6 +19,7 @@ import type { PromptFormat } from "../data/prompts.js";
 import type { Example } from "../data/seed.js";
 import { GrowlmError } from "../errors.js";
 import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
+import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loadPretrained, savePretrained } from "../model/pretrained.js";
 import { TRAINER_STATE_NAME, loadTrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js";
@@ -124,6 +125,9 @@ export interface FinetuneResult {
   /** Token-weighted mean NLL on the eval split after training (NaN without --do_eval). */
   evalLoss: number;
   logHistory: LogRecord[];
+  /** Tokens the steps of this call processed (padding excluded) and their training FLOPs (flops.ts). */
+  trainTokens: number;
+  trainFlops: number;
   /** The checkpoint folders present at the end. */
   checkpoints: string[];
 }
@@ -298,6 +302,8 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
 
   let trainLossSum = 0;
   let stepsRun = 0;
+  let trainTokens = 0;
+  let trainFlops = 0;
   if (options.doTrain) {
     const start = performance.now();
     let windowLoss = 0;
@@ -307,6 +313,12 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     while (trainer.step < maxSteps) {
       const batches = microBatchesOf(trainer.step);
       const tokens = batches.reduce((n, b) => n + countedTokens(b.labels), 0);
+      for (const b of batches) {
+        const [B, T] = b.ids.shape as [number, number];
+        const real = (b.ids.data as Int32Array).reduce((n, id, i) => n + (id !== padId || (b.labels.data as Int32Array)[i] !== -100 ? 1 : 0), 0);
+        trainTokens += real;
+        trainFlops += B * T * trainFlopsPerToken(model.config, T);
+      }
       const r = trainer.trainStep(batches);
       for (const b of batches) {
         b.ids.dispose();
@@ -356,6 +368,8 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     trainLoss: stepsRun > 0 ? trainLossSum / stepsRun : Number.NaN,
     evalLoss,
     logHistory,
+    trainTokens,
+    trainFlops,
     checkpoints: listCheckpoints(options.outputDir),
   };
   trainer.dispose();
