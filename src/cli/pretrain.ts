@@ -52,6 +52,7 @@ const FLAGS: Record<string, FlagSpec> = {
   mask_warmup_steps: { kind: "int" },
   optimizer_state: { kind: "string", choices: ["reset", "carry"] },
   baseline: { kind: "bool" },
+  baseline_budget: { kind: "string", choices: ["tokens", "flops"] },
 };
 
 function formatPoint(run: string, p: CurvePoint): string {
@@ -70,7 +71,7 @@ export const pretrain: Command = {
     "                [--adam_beta1 0.9] [--adam_beta2 0.95] [--eval_steps 50] [--validation_share 0.05] [--seed 42] [--bf16]\n" +
     "                [--grow_at_tokens d --growth_operator stack (--growth_factor g | --growth_layers L')\n" +
     "                 [--width_operator direct --hidden_size C --intermediate_size I] [--mask_warmup_steps K]\n" +
-    "                 [--optimizer_state reset|carry] [--baseline true|false]]\n\n" +
+    "                 [--optimizer_state reset|carry] [--baseline true|false] [--baseline_budget tokens|flops]]\n\n" +
     "  The corpus is plain text (a document a line) or JSONL with \"text\". Without growth flags it pretrains the model\n" +
     "  and writes it to OUTPUT_DIR; with them the small model trains d tokens, grows and trains on, a from-scratch model\n" +
     "  of the grown size trains on the same tokens (unless --baseline false), and OUTPUT_DIR gets grown/, scratch/,\n" +
@@ -156,6 +157,7 @@ export const pretrain: Command = {
       optimizer,
       optimizerState: get<OptimizerStatePolicy>("optimizer_state", "reset"),
       baseline: get("baseline", true),
+      baselineBudget: get<"tokens" | "flops">("baseline_budget", "tokens"),
       seed,
       modelOptions,
       outputDir,

@@ -18,6 +18,7 @@ import type { PackedCorpus } from "../data/corpus.js";
 import { GrowlmError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import type { LlamaConfig } from "../model/config.js";
+import { trainFlopsPerToken } from "../model/flops.js";
 import { LlamaModel, type LlamaModelOptions } from "../model/llama.js";
 import { savePretrained } from "../model/pretrained.js";
 import { lineChart } from "../plot/svg.js";
@@ -50,6 +51,11 @@ export interface GrowthStudyOptions {
   optimizerState?: OptimizerStatePolicy;
   /** Also train the target size from scratch (default true). */
   baseline?: boolean;
+  /**
+   * The scratch run's budget: the same training tokens as the grown run (default, the paper's
+   * comparison at equal data) or the same training FLOPs (then it sees fewer tokens).
+   */
+  baselineBudget?: "tokens" | "flops";
   seed: number;
   modelOptions?: LlamaModelOptions;
   outputDir: string;
@@ -130,10 +136,13 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
   if (options.baseline ?? true) {
     const scratch = new LlamaModel(plan.target, options.modelOptions);
     scratch.initialize(seed);
-    const scratchRun = pretrainRun(trainerFor(scratch, options.schedule, totalSteps, options.optimizer, seed), {
+    const grownFlops = curves.grown.at(-1)!.flops;
+    const scratchTokens =
+      options.baselineBudget === "flops" ? Math.max(tokensPerStep, Math.floor(grownFlops / trainFlopsPerToken(plan.target, corpus.blockSize) / tokensPerStep) * tokensPerStep) : maxTokens;
+    const scratchRun = pretrainRun(trainerFor(scratch, options.schedule, Math.ceil(scratchTokens / tokensPerStep), options.optimizer, seed), {
       corpus,
       batchSize,
-      maxTokens,
+      maxTokens: scratchTokens,
       evalSteps: options.evalSteps,
       seed,
       onPoint: (p) => options.onPoint?.("scratch", p),
@@ -165,6 +174,6 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
     speedup,
     files,
   };
-  write("study.json", `${JSON.stringify({ ...result, settings: { growAtTokens, maxTokens, batchSize, blockSize: corpus.blockSize, schedule: options.schedule, optimizerState: options.optimizerState ?? "reset", seed } }, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 1)}\n`);
+  write("study.json", `${JSON.stringify({ ...result, settings: { growAtTokens, maxTokens, baselineBudget: options.baselineBudget ?? "tokens", batchSize, blockSize: corpus.blockSize, schedule: options.schedule, optimizerState: options.optimizerState ?? "reset", seed } }, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 1)}\n`);
   return result;
 }
