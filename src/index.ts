@@ -18,8 +18,10 @@ export { add, copy, scaleInPlace, toBf16, toFloat32 } from "./kernels/elementwis
 export { matmul, type MatmulOptions } from "./kernels/gemm.js";
 export {
   attentionBackward,
+  attentionCachedForward,
   attentionForward,
   type AttentionBackwardOptions,
+  type AttentionCachedOptions,
   type AttentionForwardOptions,
 } from "./kernels/attention.js";
 export { rmsnormBackward, rmsnormForward } from "./kernels/norm.js";
