@@ -66,6 +66,9 @@ export {
   type ScoreOptions,
   type ScoreResult,
 } from "./model/score.js";
+export { KvCache } from "./model/kv-cache.js";
+export { generate, type GenerateOptions, type GeneratedSequence } from "./eval/generate.js";
+export type { EarlyStopping } from "./eval/beam-search.js";
 
 export {
   listCheckpointTensors,
