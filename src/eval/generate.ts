@@ -67,11 +67,12 @@ export interface GenerateOptions {
   /** Sampling seed (a Philox key, default 0). */
   seed?: number;
   /**
-   * The index of the first prompt in a larger collection (default 0): prompt i draws its
-   * samples from stream position (firstIndex + i) · 2^24 + step, so a dataset split into
-   * batches samples as it would in one.
+   * Each prompt's stream of random draws (default 0, 1, 2, ...: its position in `prompts`):
+   * prompt i draws its token at step g from Philox position streamIds[i] · 2^24 + g of
+   * `seed`. Passing each example's index in its dataset makes sampling independent of how
+   * the dataset is split into batches.
    */
-  firstIndex?: number;
+  streamIds?: readonly number[];
 }
 
 export interface GeneratedSequence {
@@ -100,7 +101,8 @@ interface Settings {
   eos: number[];
   pad: number;
   seed: number;
-  firstIndex: number;
+  /** Per prompt; checked against the prompts in generate(). */
+  streamIds: readonly number[] | null;
 }
 
 function settingsOf(op: string, model: LlamaModel, o: GenerateOptions): Settings {
@@ -132,8 +134,12 @@ function settingsOf(op: string, model: LlamaModel, o: GenerateOptions): Settings
     eos,
     pad: padOption !== null ? token("padTokenId", padOption) : (eos[0] ?? 0),
     seed: int("seed", o.seed ?? 0, 0, 2 ** 32 - 1),
-    firstIndex: int("firstIndex", o.firstIndex ?? 0, 0, Math.floor(Number.MAX_SAFE_INTEGER / DRAWS_PER_PROMPT)),
+    streamIds: o.streamIds ?? null,
   };
+  if (s.streamIds !== null) {
+    if (!Array.isArray(s.streamIds)) throw new GrowlmError(op, `"streamIds" must be a list of integers`);
+    s.streamIds.forEach((id, i) => int(`streamIds[${i}]`, id, 0, Math.floor(Number.MAX_SAFE_INTEGER / DRAWS_PER_PROMPT) - 1));
+  }
   if (s.earlyStopping !== true && s.earlyStopping !== false && s.earlyStopping !== "never") {
     throw new GrowlmError(op, `"earlyStopping" must be true, false or "never" but is ${JSON.stringify(s.earlyStopping)}`);
   }
@@ -161,7 +167,7 @@ function process(scores: Float32Array, history: readonly number[], generated: nu
 
 /**
  * Generates a continuation of each prompt (one batch; split large collections into batches
- * and pass `firstIndex`).
+ * and pass `streamIds` when sampling).
  * @param prompts token ids, each non-empty (prepend BOS as the model expects)
  * @returns one GeneratedSequence per prompt, in order
  */
@@ -169,6 +175,9 @@ export function generate(model: LlamaModel, prompts: readonly (readonly number[]
   const op = "generate";
   const s = settingsOf(op, model, options);
   const { vocab_size: V, max_position_embeddings: maxPositions } = model.config;
+  if (s.streamIds !== null && s.streamIds.length !== prompts.length) {
+    throw new GrowlmError(op, `"streamIds" has ${s.streamIds.length} entries for ${prompts.length} prompts`);
+  }
   if (prompts.length === 0) return [];
   prompts.forEach((p, i) => {
     if (!Array.isArray(p) || p.length === 0) throw new GrowlmError(op, `prompt ${i} is empty (a decoder-only model needs at least one token: prepend BOS)`);
@@ -228,7 +237,7 @@ function decode(model: LlamaModel, prompts: readonly (readonly number[])[], s: S
         const scores = (logits.data as Float32Array).subarray(row * V, (row + 1) * V);
         process(scores, histories[p]!, g, s);
         if (!s.doSample) return argmax(scores);
-        stream.offset = (s.firstIndex + p) * DRAWS_PER_PROMPT + g;
+        stream.offset = (s.streamIds?.[p] ?? p) * DRAWS_PER_PROMPT + g;
         return sampleToken(scores, stream.uniform(1)[0]!);
       });
       const keep: number[] = [];

@@ -461,14 +461,15 @@ export class LlamaModel {
         values.data.set(v.subarray(b * T * kvC, (b + 1) * T * kvC), b * span + start * kvC);
       }
       binding.attentionCachedForward(att, q, keys.data, values.data, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
-      gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid);
+      const scale = this.#branchScales[l]!;
+      gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
       binding.add(mid, mid, x, N * C);
       binding.rmsnormForward(h, rstd, mid, this.#p(layerParamName(l, "post_attention_layernorm")), N, C, cfg.rms_norm_eps);
       const h2 = this.#operand(h, hb, N * C);
       gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
       gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
       binding.swigluForward(act, gate, up, N * I);
-      gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x);
+      gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
       binding.add(x, x, mid, N * C);
     }
     cache.length = start + T;

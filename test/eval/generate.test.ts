@@ -258,8 +258,9 @@ describe("sampling", () => {
     const all = generate(model, p, o);
     expect(generate(model, p, o)).toEqual(all);
     expect(generate(model, p, { ...o, seed: 12 })).not.toEqual(all);
-    p.forEach((prompt, i) => expect(generate(model, [prompt], { ...o, firstIndex: i })[0]).toEqual(all[i]));
-    expect(generate(model, p.slice(2), { ...o, firstIndex: 2 })).toEqual(all.slice(2));
+    p.forEach((prompt, i) => expect(generate(model, [prompt], { ...o, streamIds: [i] })[0]).toEqual(all[i]));
+    expect(generate(model, [p[3]!, p[1]!], { ...o, streamIds: [3, 1] })).toEqual([all[3], all[1]]);
+    expect(() => generate(model, p, { ...o, streamIds: [0] })).toThrow(/generate: "streamIds" has 1 entries for 4 prompts/);
   });
 });
 
