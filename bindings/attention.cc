@@ -82,11 +82,48 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// attentionCachedForward(out, q, k, v, keyBegin, B, Tq, Tk, S, H, Hkv, D, scale)
+Napi::Value AttentionCachedForward(const Napi::CallbackInfo& info) {
+  Args args(info, "attentionCachedForward", 13);
+  const int64_t B = args.size(5, "B");
+  const int64_t Tq = args.size(6, "Tq");
+  const int64_t Tk = args.size(7, "Tk", Tq);
+  const int64_t S = args.size(8, "S", Tk);
+  const int64_t H = args.size(9, "H");
+  const int64_t Hkv = args.size(10, "Hkv");
+  const int64_t D = args.size(11, "D");
+  if (H % Hkv != 0) {
+    std::ostringstream s;
+    s << "H = " << H << " must be a multiple of Hkv = " << Hkv;
+    args.range_error(s.str());
+  }
+  const float scale = scale_of(args, 12);
+  const ShapeText q_shape = shape("B, Tq, H, D", {B, Tq, H, D});
+  const ShapeText kv_shape = shape("B, S, Hkv, D", {B, S, Hkv, D});
+  const int64_t q_len = args.count("B, Tq, H, D", {B, Tq, H, D});
+  const int64_t kv_len = args.count("B, S, Hkv, D", {B, S, Hkv, D});
+  float* out = args.f32(0, "out", q_len, q_shape);
+  const float* q = args.f32(1, "q", q_len, q_shape);
+  const float* k = args.f32(2, "k", kv_len, kv_shape);
+  const float* v = args.f32(3, "v", kv_len, kv_shape);
+  const int32_t* begin = args.i32(4, "keyBegin", B, shape("B", {B}));
+  for (int64_t b = 0; b < B; ++b) {
+    if (begin[b] < 0 || begin[b] > Tk) {
+      std::ostringstream s;
+      s << "\"keyBegin\"[" << b << "] = " << begin[b] << " is outside [0, Tk = " << Tk << "]";
+      args.range_error(s.str());
+    }
+  }
+  attention_cached_forward(out, q, k, v, begin, B, Tq, Tk, S, H, Hkv, D, scale, context(info.Env()));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitAttention(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "attentionForward", AttentionForward);
   bind(env, exports, "attentionBackward", AttentionBackward);
+  bind(env, exports, "attentionCachedForward", AttentionCachedForward);
 }
 
 }  // namespace growlm::bindings

@@ -18,8 +18,10 @@ export { add, copy, scaleInPlace, toBf16, toFloat32 } from "./kernels/elementwis
 export { matmul, type MatmulOptions } from "./kernels/gemm.js";
 export {
   attentionBackward,
+  attentionCachedForward,
   attentionForward,
   type AttentionBackwardOptions,
+  type AttentionCachedOptions,
   type AttentionForwardOptions,
 } from "./kernels/attention.js";
 export { rmsnormBackward, rmsnormForward } from "./kernels/norm.js";
@@ -64,6 +66,9 @@ export {
   type ScoreOptions,
   type ScoreResult,
 } from "./model/score.js";
+export { KvCache } from "./model/kv-cache.js";
+export { generate, type GenerateOptions, type GeneratedSequence } from "./eval/generate.js";
+export type { EarlyStopping } from "./eval/beam-search.js";
 
 export {
   listCheckpointTensors,

@@ -27,6 +27,12 @@ What is mirrored from transformers, exactly:
   at position t against labels[t + 1] (labels are the input ids, shifted inside the loss),
   ignore_index -100, mean over the tokens that are not ignored in the whole batch.
 
+Incremental decoding (forward_cached, KVCache) follows transformers' generate() with a
+preallocated cache (StaticCache layout [B, H_kv, S, D]): new keys and values are written at
+the next slots, queries attend to every filled slot allowed by the causal mask and the
+attention_mask (left padding), and positions are cumsum(attention_mask) - 1. The plain
+forward above is unchanged by it.
+
 The one deliberate difference: where transformers casts up to float32 (RMSNorm, softmax,
 the loss), this file casts to the wider of float32 and the activations' dtype, so a model
 converted with .double() computes in float64 throughout (transformers would round those
@@ -208,6 +214,27 @@ class LlamaAttention(nn.Module):
         out = torch.matmul(probs, v).transpose(1, 2).contiguous()
         return self.o_proj(out.reshape(B, T, -1))
 
+    def forward_cached(self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
+                       keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
+        """forward() for T new positions whose keys and values are written into the layer's
+        cache (keys, values [B, H_kv, S, D]) at slots start..start+T-1; the queries attend to
+        slots 0..start+T-1 under `mask` [B, 1, T, start+T]."""
+        B, T, _ = hidden_states.shape
+        shape = (B, T, -1, self.head_dim)
+        q = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        keys[:, :, start : start + T] = k
+        values[:, :, start : start + T] = v
+        k = repeat_kv(keys[:, :, : start + T], self.num_key_value_groups)
+        v = repeat_kv(values[:, :, : start + T], self.num_key_value_groups)
+        scores = torch.matmul(q, k.transpose(2, 3)) * self.scaling
+        scores = scores + mask
+        probs = F.softmax(scores, dim=-1, dtype=_upcast_dtype(q.dtype)).to(q.dtype)
+        out = torch.matmul(probs, v).transpose(1, 2).contiguous()
+        return self.o_proj(out.reshape(B, T, -1))
+
 
 class LlamaMLP(nn.Module):
     def __init__(self, config: LlamaConfig) -> None:
@@ -233,6 +260,11 @@ class LlamaDecoderLayer(nn.Module):
         h = h + self.self_attn(self.input_layernorm(h), cos, sin, mask)
         return h + self.mlp(self.post_attention_layernorm(h))
 
+    def forward_cached(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
+                       keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
+        h = h + self.self_attn.forward_cached(self.input_layernorm(h), cos, sin, mask, keys, values, start)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
 
 class LlamaModel(nn.Module):
     def __init__(self, config: LlamaConfig) -> None:
@@ -251,6 +283,47 @@ class LlamaModel(nn.Module):
         for layer in self.layers:
             h = layer(h, cos, sin, mask)
         return self.norm(h)
+
+    def forward_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: "KVCache") -> torch.Tensor:
+        """The hidden states of T new tokens per row appended after the cache's contents.
+        attention_mask [B, cache.length + T] (1 = token, 0 = padding; left padding) gives the
+        keys each row may attend to; positions are transformers' generate() ones,
+        cumsum(attention_mask) - 1 (padding at 1)."""
+        h = self.embed_tokens(input_ids)
+        B, T = input_ids.shape
+        start = cache.length
+        position_ids = attention_mask.long().cumsum(-1) - 1
+        position_ids = position_ids.masked_fill(attention_mask == 0, 1)[:, start : start + T]
+        cos, sin = rope_cos_sin(self.inv_freq, position_ids, h.dtype)
+        mask = cached_attention_mask(attention_mask, start, T, h.dtype)
+        for layer, keys, values in zip(self.layers, cache.keys, cache.values):
+            h = layer.forward_cached(h, cos, sin, mask, keys, values, start)
+        cache.length = start + T
+        return self.norm(h)
+
+
+def cached_attention_mask(attention_mask: torch.Tensor, start: int, T: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B, 1, T, start + T] additive mask for T queries at slots start..start+T-1: 0 where the
+    key slot is at or before the query's and attention_mask holds 1 there, finfo(dtype).min
+    elsewhere (transformers' causal mask combined with the padding mask)."""
+    total = start + T
+    query = torch.arange(start, total, device=attention_mask.device)[:, None]
+    key = torch.arange(total, device=attention_mask.device)[None, :]
+    allowed = (key <= query)[None, :, :] & attention_mask[:, None, :total].bool()
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None, :, :]
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding, preallocated as
+    [B, H_kv, max_length, D] per layer (transformers' StaticCache layout); `length` slots
+    are filled."""
+
+    def __init__(self, config: LlamaConfig, batch: int, max_length: int, dtype: torch.dtype = torch.float32) -> None:
+        shape = (batch, config.num_key_value_heads, max_length, config.head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype) for _ in range(config.num_hidden_layers)]
+        self.length = 0
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -277,6 +350,12 @@ class LlamaForCausalLM(nn.Module):
         logits = self.lm_head(self.model(input_ids))
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return logits, loss
+
+    def forward_cached(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits [B, V] of the last of T new tokens per row (LlamaModel.forward_cached); only
+        the last position goes through lm_head, as generate() does."""
+        h = self.model.forward_cached(input_ids, attention_mask, cache)
+        return self.lm_head(h[:, -1, :])
 
     def init_weights(self, generator: torch.Generator, norm_jitter: float = 0.0) -> None:
         """transformers' _init_weights: linear and embedding weights ~ N(0, initializer_range),
@@ -399,11 +478,13 @@ def count_flops_per_token(config: LlamaConfig, T: int) -> float:
 
 __all__ = [
     "IGNORE_INDEX",
+    "KVCache",
     "LlamaConfig",
     "LlamaForCausalLM",
     "LlamaRMSNorm",
     "adamw_param_groups",
     "apply_rotary_pos_emb",
+    "cached_attention_mask",
     "causal_lm_loss",
     "causal_mask",
     "count_flops_per_token",

@@ -2,17 +2,126 @@
 // (28 zmm accumulators) updated per k-pair by two aligned loads of B̃, 14 32-bit
 // broadcasts of Ã pairs and 28 dot-product instructions. The packing and the blocking
 // around it live in kernels/gemm.cpp; test/kernels/gemm.test.ts checks the result against
-// the float64 product of the bf16 values.
+// the float64 product of the bf16 values. Also the few-row tile of gemm.cpp's
+// gemm_small_m, which reads B in place and transposes 16 x 16 k-pair words in registers.
 //
 // This file alone is compiled with -mavx512bf16 (CMakeLists.txt) and is only reached
-// after the CPU reported the feature, so it defines nothing but the kernel: no inline
-// function of a shared header could be emitted here with AVX-512 code and picked by the
-// linker for another file.
+// after the CPU reported the feature, so it defines nothing but the kernels and their
+// local helpers (named bf16dot_*): no inline function of a shared header could be emitted
+// here with AVX-512 code and picked by the linker for another file.
 #include "gemm_bf16_avx512bf16.h"
 
 #include <immintrin.h>
 
+#include <cstring>
+#include <type_traits>
+
+// GCC 12 reports the _mm512_undefined_*() placeholders inside its own shuffle intrinsics as
+// "(may be) used uninitialized"; they are never read (as in kernels/gemm.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 namespace growlm::cpu {
+
+namespace {
+
+// 16 x 16 transpose of 32-bit lanes (lane j of r[i] -> lane i of r[j]), the same shuffles as
+// kernels/gemm.cpp's transpose16 (which this file cannot share: see above).
+__attribute__((always_inline)) inline void bf16dot_transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512 x0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
+    const __m512 x1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xee);
+    const __m512 x2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+    const __m512 x3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xee);
+    t[q] = _mm512_shuffle_f32x4(x0, x2, 0x88);
+    t[4 + q] = _mm512_shuffle_f32x4(x0, x2, 0xdd);
+    t[8 + q] = _mm512_shuffle_f32x4(x1, x3, 0x88);
+    t[12 + q] = _mm512_shuffle_f32x4(x1, x3, 0xdd);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Two bf16 values as one 32-bit word (the first in the low half).
+__attribute__((always_inline)) inline uint32_t bf16dot_word(const uint16_t* p) {
+  uint32_t word;
+  std::memcpy(&word, p, sizeof word);
+  return word;
+}
+
+// The k-pair word p of a bf16 row (k = 2p low, 2p + 1 high; high zero past kc).
+__attribute__((always_inline)) inline uint32_t bf16dot_pair(const uint16_t* row, int64_t p, int64_t kc) {
+  return 2 * p + 1 < kc ? bf16dot_word(row + 2 * p) : row[2 * p];
+}
+
+template <int R>
+void bf16dot_small_m(int cols, int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b,
+                     int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
+  const int64_t pairs = kc / 2, words = (kc + 1) / 2;
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  // 16 words of k-pairs from w0 (or the `count` < 16 left at the end, the last possibly a
+  // lone k). Whole blocks unroll fully, so r[] stays in registers.
+  auto block = [&](int64_t w0, auto whole) {
+    constexpr bool WHOLE = decltype(whole)::value;
+    const int count = WHOLE ? 16 : static_cast<int>(words - w0);
+    const int full = WHOLE ? 16 : static_cast<int>(pairs - w0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << full) - 1);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      __m512i words = _mm512_setzero_si512();
+      if (i < cols) {
+        const uint16_t* row = b + i * ldb;
+        words = _mm512_maskz_loadu_epi32(mask, row + 2 * w0);
+        if (!WHOLE && full < count) words = _mm512_mask_set1_epi32(words, static_cast<__mmask16>(1u << full), row[kc - 1]);
+      }
+      r[i] = _mm512_castsi512_ps(words);
+    }
+    bf16dot_transpose16(r);
+#pragma GCC unroll 16
+    for (int t = 0; t < (WHOLE ? 16 : count); ++t) {
+      const __m512bh bv = (__m512bh)r[t];
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        const uint32_t word = WHOLE ? bf16dot_word(a + i * lda + 2 * (w0 + t)) : bf16dot_pair(a + i * lda, w0 + t, kc);
+        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_set1_epi32(static_cast<int>(word)), bv);
+      }
+    }
+  };
+  int64_t w0 = 0;
+  for (; w0 + 16 <= pairs; w0 += 16) block(w0, std::true_type{});
+  if (w0 < words) block(w0, std::false_type{});
+  const __mmask16 store = static_cast<__mmask16>((1u << cols) - 1);
+  const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    float* row = c + i * ldc;
+    const __m512 out = beta == 0.0f
+                           ? _mm512_mul_ps(va, acc[i])
+                           : _mm512_fmadd_ps(va, acc[i], _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(store, row)));
+    _mm512_mask_storeu_ps(row, store, out);
+  }
+}
+
+}  // namespace
 
 void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c,
                         int64_t ldc, float alpha, float beta) {
@@ -53,6 +162,21 @@ void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, flo
       _mm512_storeu_ps(row, _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, _mm512_loadu_ps(row))));
       _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(va, acc[i][1], _mm512_mul_ps(vb, _mm512_loadu_ps(row + 16))));
     }
+  }
+}
+
+void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint16_t* a, int64_t lda,
+                          const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
+                          float beta) {
+  switch (rows) {
+    case 1: return bf16dot_small_m<1>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 2: return bf16dot_small_m<2>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 3: return bf16dot_small_m<3>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 4: return bf16dot_small_m<4>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 5: return bf16dot_small_m<5>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 6: return bf16dot_small_m<6>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 7: return bf16dot_small_m<7>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    default: return bf16dot_small_m<8>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
   }
 }
 

@@ -7,11 +7,12 @@ import { harness } from "./harness.js";
 import { info } from "./info.js";
 import { init } from "./init.js";
 import { metrics } from "./metrics.js";
+import { predict } from "./predict.js";
 import { preprocess } from "./preprocess.js";
 import { pretrain } from "./pretrain.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, metrics, harness];
+const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, predict, metrics, harness];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -52,6 +52,11 @@ export interface TokenizerEncodeOptions {
 export interface TokenizerDecodeOptions {
   /** Drop the added tokens marked special (<s>, </s>, <pad>, ...); default false. */
   skipSpecialTokens?: boolean;
+  /**
+   * transformers' clean_up_tokenization (" ." -> ".", " n't" -> "n't", ...); default
+   * tokenizer_config.json's clean_up_tokenization_spaces (false when absent).
+   */
+  cleanUpTokenizationSpaces?: boolean;
 }
 
 const FILE_NAMES: TokenizerFileNames = {
@@ -308,7 +313,7 @@ export class Tokenizer {
     if (list.length === 0) return "";
     return this.hf.decode(list, {
       skip_special_tokens: options.skipSpecialTokens ?? false,
-      clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces,
+      clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? this.cleanUpTokenizationSpaces,
     });
   }
 

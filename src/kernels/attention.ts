@@ -9,10 +9,14 @@
  *
  * Work, in FlashAttention's convention (what the benchmarks report): the forward is
  * `4·B·H·T²·D / 2` flops, the backward 2.5 times that.
+ *
+ * `attentionCachedForward` is the inference form: Tq new queries per row against a
+ * key/value cache `[B, S, Hkv, D]` whose first Tk slots are filled, each row attending only
+ * to its slots from `keyBegin[b]` (left padding below it) up to the query's own.
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, expectShape, formatShape, output } from "./check.js";
+import { dimsOf, expectShape, formatShape, integer, output } from "./check.js";
 
 export interface AttentionBinding {
   attentionForward(
@@ -40,6 +44,21 @@ export interface AttentionBinding {
     lse: Float32Array,
     B: number,
     T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionCachedForward(
+    out: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    keyBegin: Int32Array,
+    B: number,
+    Tq: number,
+    Tk: number,
+    S: number,
     H: number,
     Hkv: number,
     D: number,
@@ -206,4 +225,57 @@ export function attentionBackward(
     scale,
   );
   return { dq: dq as Tensor<"float32">, dk: dk as Tensor<"float32">, dv: dv as Tensor<"float32"> };
+}
+
+export interface AttentionCachedOptions {
+  /** Score scale; default `1 / √D`. Finite and > 0. */
+  scale?: number;
+  /** `[B, Tq, H, D]` output, overwritten (allocated when absent). */
+  out?: Tensor;
+}
+
+/**
+ * Attention of new queries against a key/value cache (incremental decoding). Query i of row
+ * b sits at slot `length − Tq + i` and attends to the slots from `keyBegin[b]` up to its own;
+ * a query below `keyBegin[b]` (a padding position) gets zeros. Each row's result depends only
+ * on its own query and valid keys, so prefill followed by single-token steps gives bitwise
+ * what one call over the whole sequence gives, whatever the batch and its padding.
+ * @param q `[B, Tq, H, D]` float32: the new positions' queries (RoPE applied)
+ * @param k `[B, S, Hkv, D]` float32 key cache (RoPE applied), slots `0 .. length − 1` filled
+ * @param v `[B, S, Hkv, D]` float32 value cache
+ * @param keyBegin int32 `[B]`: each row's first valid slot, in `[0, length]`
+ * @param length Tk, the filled slots of every row (the new positions included): `Tq <= Tk <= S`
+ * @returns out `[B, Tq, H, D]`
+ */
+export function attentionCachedForward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  keyBegin: Tensor,
+  length: number,
+  opts: AttentionCachedOptions = {},
+): Tensor<"float32"> {
+  const op = "attentionCachedForward";
+  const [B, Tq, H, D] = dimsOf(op, "q", q, "float32", 4) as readonly [number, number, number, number];
+  const kShape = dimsOf(op, "k", k, "float32", 4);
+  const [S, Hkv] = [kShape[1]!, kShape[2]!];
+  if (kShape[0] !== B || kShape[3] !== D) {
+    throw new RangeError(`${op}: expected "k" of shape [B, S, Hkv, D] = [${B}, S, Hkv, ${D}] but received ${formatShape(kShape)}`);
+  }
+  if ([B, Tq, H, Hkv, D].some((n) => n < 1)) {
+    throw new RangeError(`${op}: every dimension must be >= 1 but q is ${formatShape(q.shape)} and k is ${formatShape(kShape)}`);
+  }
+  if (H % Hkv !== 0) throw new RangeError(`${op}: H = ${H} (from "q") must be a multiple of Hkv = ${Hkv} (from "k")`);
+  expectShape(op, "v", v, "float32", "B, S, Hkv, D", [B, S, Hkv, D]);
+  expectShape(op, "keyBegin", keyBegin, "int32", "B", [B]);
+  integer(op, "length", length, Tq, S);
+  const begin = keyBegin.data as Int32Array;
+  begin.forEach((first, b) => {
+    if (first < 0 || first > length) throw new RangeError(`${op}: "keyBegin"[${b}] = ${first} is outside [0, length = ${length}]`);
+  });
+  const scale = scaleOf(op, opts.scale, D);
+  const out = output(op, "out", opts.out, "float32", Q_NAMES, [B, Tq, H, D]);
+  expectDisjoint(op, [["out", out]], [["q", q], ["k", k], ["v", v]]);
+  binding.attentionCachedForward(out.data as Float32Array, q.data as Float32Array, k.data as Float32Array, v.data as Float32Array, begin, B, Tq, length, S, H, Hkv, D, scale);
+  return out as Tensor<"float32">;
 }

@@ -20,12 +20,18 @@
  * built by the model itself, the wrappers would allocate their saved statistics on every
  * call, and the native side re-checks every length anyway.
  *
+ * Inference (forwardCached) runs the same layers on new tokens only, with the keys and
+ * values of earlier positions in a KvCache; every row is computed on its own there (the
+ * cached attention and the GEMM give each row bits that do not depend on the others), so
+ * generation results do not depend on how prompts are batched or padded.
+ *
  * Checked against a float64 PyTorch reference (tools/torch_llama.py) in test/model/.
  */
 import { GrowlmError } from "../errors.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { type LlamaConfig, headDim } from "./config.js";
+import type { KvCache } from "./kv-cache.js";
 import { type ModuleKind, ParamLayout, layerParamName } from "./params.js";
 
 export type MatmulPrecision = "float32" | "bfloat16";
@@ -156,6 +162,52 @@ class Workspace {
   }
 }
 
+/**
+ * Buffers of forwardCached for up to `capacity` new tokens (rows × new tokens per row), grown
+ * on demand and reused across calls (a prefill, then single-token steps).
+ */
+class DecodeWorkspace {
+  readonly #tensors: Tensor[] = [];
+  readonly x: F32; readonly h: F32; readonly rstd: F32; readonly q: F32; readonly k: F32; readonly v: F32;
+  readonly att: F32; readonly mid: F32; readonly gate: F32; readonly up: F32; readonly act: F32;
+  readonly hb: BF16 | null; readonly attb: BF16 | null; readonly actb: BF16 | null;
+  readonly positions: Int32Array;
+
+  constructor(readonly capacity: number, config: LlamaConfig, bf16: boolean) {
+    const N = capacity;
+    const C = config.hidden_size;
+    const I = config.intermediate_size;
+    const kvC = config.num_key_value_heads * headDim(config);
+    const f = (n: number): F32 => this.#alloc(n, "float32") as F32;
+    const b = (n: number): BF16 | null => (bf16 ? (this.#alloc(n, "bfloat16") as BF16) : null);
+    this.x = f(N * C);
+    this.h = f(N * C);
+    this.rstd = f(N);
+    this.q = f(N * C);
+    this.k = f(N * kvC);
+    this.v = f(N * kvC);
+    this.att = f(N * C);
+    this.mid = f(N * C);
+    this.gate = f(N * I);
+    this.up = f(N * I);
+    this.act = f(N * I);
+    this.hb = b(N * C);
+    this.attb = b(N * C);
+    this.actb = b(N * I);
+    this.positions = this.#alloc(N, "int32") as Int32Array;
+  }
+
+  #alloc(n: number, dtype: "float32" | "bfloat16" | "int32"): F32 | BF16 | Int32Array {
+    const t = Tensor.empty([n], dtype);
+    this.#tensors.push(t);
+    return t.data as F32 | BF16 | Int32Array;
+  }
+
+  dispose(): void {
+    for (const t of this.#tensors) t.dispose();
+  }
+}
+
 /** op(A)·op(B) with fp32 or bf16 inputs, C [M, N] = alpha·op(A)·op(B) + beta·C. */
 function gemm(
   transA: boolean, transB: boolean, M: number, N: number, K: number,
@@ -180,6 +232,7 @@ export class LlamaModel {
   readonly headChunkRows: number;
   #bf16Stale = true;
   #workspace: Workspace | null = null;
+  #decode: DecodeWorkspace | null = null;
   /** What the last forward with labels saved for backward; null when there is nothing to differentiate. */
   #pending: { ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number } | null = null;
   /** Counts markParamsChanged() and setBranchScale() calls: a backward must see the parameters its forward saw. */
@@ -316,6 +369,117 @@ export class LlamaModel {
     const result = this.#run(ids, { labels, ...(options.positions ? { positions: options.positions } : {}) }, options);
     this.#backwardLayers();
     return result;
+  }
+
+  /**
+   * Inference step with a key/value cache: runs T new tokens of every row in use through the
+   * model, appends their keys and values to `cache` at slots `cache.length .. + T − 1`, and
+   * returns the logits of each row's last new token. A prefill passes the (left-padded)
+   * prompts with `cache.keyBegin` set to each row's first real slot; each later step passes
+   * one token per row. Token t of row b has position `slot − keyBegin[b]` (padding slots get
+   * position 0; nothing attends to them). Computes no loss and saves nothing for a backward.
+   * @param ids int32 [rows, T] token ids in [0, vocab_size)
+   * @param out optional float32 [rows, vocab_size] output
+   * @returns float32 [rows, vocab_size] logits
+   */
+  forwardCached(ids: Tensor, cache: KvCache, out?: Tensor): Tensor<"float32"> {
+    this.#checkAlive();
+    const op = "LlamaModel.forwardCached";
+    const { data: idData, B, T } = this.#ids(op, ids, "ids");
+    const cfg = this.config;
+    const V = cfg.vocab_size;
+    const C = cfg.hidden_size;
+    const I = cfg.intermediate_size;
+    const H = cfg.num_attention_heads;
+    const Hkv = cfg.num_key_value_heads;
+    const D = headDim(cfg);
+    const kvC = Hkv * D;
+    if (cache.numLayers !== cfg.num_hidden_layers || cache.numKvHeads !== Hkv || cache.headDim !== D) {
+      throw new GrowlmError(op, `the cache holds ${cache.numLayers} layers of ${cache.numKvHeads} kv heads of size ${cache.headDim} but the model has ${cfg.num_hidden_layers} of ${Hkv} of size ${D}`);
+    }
+    if (B !== cache.rows) throw new GrowlmError(op, `"ids" has ${B} rows but the cache has ${cache.rows} in use`);
+    const start = cache.length;
+    if (start + T > cache.capacity) throw new GrowlmError(op, `${T} new tokens after ${start} exceed the cache's ${cache.capacity} slots`);
+    for (let i = 0; i < idData.length; i++) {
+      const id = idData[i]!;
+      if (id < 0 || id >= V) throw new GrowlmError(op, `"ids" holds ${id} at flat index ${i}, outside [0, ${V})`);
+    }
+    const logits = out ?? Tensor.empty([B, V]);
+    if (logits.dtype !== "float32" || logits.ndim !== 2 || logits.shape[0] !== B || logits.shape[1] !== V) {
+      throw new GrowlmError(op, `expected "out" float32 [${B}, ${V}] but received ${logits.dtype} [${logits.shape.join(", ")}]`);
+    }
+    const N = B * T;
+    if (!this.#decode || this.#decode.capacity < N) {
+      this.#decode?.dispose();
+      this.#decode = new DecodeWorkspace(Math.max(N, this.#decode?.capacity ?? 0), cfg, this.paramsBf16 !== null);
+    }
+    const ws = this.#decode;
+    const keyBegin = cache.keyBegin.data as Int32Array;
+    const positions = ws.positions.subarray(0, N);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const position = start + t - keyBegin[b]!;
+        if (position >= cfg.max_position_embeddings) {
+          throw new GrowlmError(op, `row ${b} reaches position ${position}, beyond max_position_embeddings = ${cfg.max_position_embeddings}`);
+        }
+        positions[b * T + t] = Math.max(0, position);
+      }
+    }
+    if (this.paramsBf16 && this.#bf16Stale) {
+      binding.f32ToBf16(this.paramsBf16.data, this.params.data, this.layout.numel);
+      this.#bf16Stale = false;
+    }
+    const sub = <A extends F32 | BF16>(a: A, n: number): A => a.subarray(0, n) as A;
+    const x = sub(ws.x, N * C);
+    const h = sub(ws.h, N * C);
+    const rstd = sub(ws.rstd, N);
+    const q = sub(ws.q, N * C);
+    const k = sub(ws.k, N * kvC);
+    const v = sub(ws.v, N * kvC);
+    const att = sub(ws.att, N * C);
+    const mid = sub(ws.mid, N * C);
+    const gate = sub(ws.gate, N * I);
+    const up = sub(ws.up, N * I);
+    const act = sub(ws.act, N * I);
+    const hb = ws.hb && sub(ws.hb, N * C);
+    const attb = ws.attb && sub(ws.attb, N * C);
+    const actb = ws.actb && sub(ws.actb, N * I);
+    const span = cache.capacity * kvC;
+    binding.embeddingForward(x, idData, this.#p("model.embed_tokens.weight"), N, V, C);
+    for (let l = 0; l < cfg.num_hidden_layers; l++) {
+      binding.rmsnormForward(h, rstd, x, this.#p(layerParamName(l, "input_layernorm")), N, C, cfg.rms_norm_eps);
+      const h1 = this.#operand(h, hb, N * C);
+      gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
+      gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
+      gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+      binding.ropeForward(q, q, positions, B, T, H, D, cfg.rope_theta);
+      binding.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
+      const keys = cache.keys(l);
+      const values = cache.values(l);
+      for (let b = 0; b < B; b++) {
+        keys.data.set(k.subarray(b * T * kvC, (b + 1) * T * kvC), b * span + start * kvC);
+        values.data.set(v.subarray(b * T * kvC, (b + 1) * T * kvC), b * span + start * kvC);
+      }
+      binding.attentionCachedForward(att, q, keys.data, values.data, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
+      const scale = this.#branchScales[l]!;
+      gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
+      binding.add(mid, mid, x, N * C);
+      binding.rmsnormForward(h, rstd, mid, this.#p(layerParamName(l, "post_attention_layernorm")), N, C, cfg.rms_norm_eps);
+      const h2 = this.#operand(h, hb, N * C);
+      gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
+      gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+      binding.swigluForward(act, gate, up, N * I);
+      gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
+      binding.add(x, x, mid, N * C);
+    }
+    cache.length = start + T;
+    // The head on each row's last token only.
+    const last = sub(ws.mid, B * C);
+    for (let b = 0; b < B; b++) last.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
+    const hf = sub(ws.h, B * C);
+    binding.rmsnormForward(hf, sub(ws.rstd, B), last, this.#p("model.norm.weight"), B, C, cfg.rms_norm_eps);
+    gemm(false, true, B, V, C, this.#operand(hf, hb && sub(hb, B * C), B * C), this.#w(this.#headName), 0, logits.data as F32);
+    return logits as Tensor<"float32">;
   }
 
   #checkAlive(): void {
@@ -589,6 +753,8 @@ export class LlamaModel {
     this.#disposed = true;
     this.#workspace?.dispose();
     this.#workspace = null;
+    this.#decode?.dispose();
+    this.#decode = null;
     this.params.dispose();
     this.grads.dispose();
     this.paramsBf16?.dispose();

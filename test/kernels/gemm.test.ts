@@ -181,6 +181,41 @@ describe.each(ISAS)("gemm (%s)", (isa) => {
     }
   });
 
+  // A linear layer at decode time (A [M <= 8, K], B [N, K]) takes the few-row path on
+  // AVX-512: every row must hold the bits the packed path gives it inside a 20-row product,
+  // across K slices (512, and 1024 for vdpbf16ps), odd K, column edges, strides and beta.
+  it("few rows (A·Bᵀ, M <= 8): each row bitwise as in a many-row product", () => {
+    const ROWS = 20;
+    for (const [N, K] of [[37, 1101], [16, 16], [33, 2051], [5, 3], [64, 1024]] as const) {
+      const [lda, ldb, ldc] = [K + 3, K + 1, N + 2];
+      const A = randomF32(ROWS * lda, 31 + K);
+      const B = randomF32(N * ldb, 32 + N);
+      const C0 = randomF32(ROWS * ldc, 33);
+      const Ah = bf16Bits(A);
+      const Bh = bf16Bits(B);
+      for (const [alpha, beta] of [[1, 0], [-0.75, 1], [1.5, -0.5]] as const) {
+        for (const kind of ["sgemm", "bf16 widened", "bf16 vdpbf16ps"] as const) {
+          if (kind === "bf16 vdpbf16ps" && !bf16DotAvailable(isa)) continue;
+          const product = (M: number): Float32Array =>
+            withSettings(isa, 2, () => {
+              binding.setBf16Dot(kind === "bf16 vdpbf16ps");
+              const C = C0.slice();
+              if (kind === "sgemm") binding.sgemm(false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+              else binding.gemmBf16(false, true, M, N, K, alpha, Ah, lda, Bh, ldb, beta, C, ldc);
+              return C;
+            });
+          const many = product(ROWS);
+          for (const M of [1, 3, 8]) {
+            const few = product(M);
+            const label = `${isa} ${kind} M=${M} N=${N} K=${K} alpha=${alpha} beta=${beta}`;
+            expectBitwiseEqual(few.subarray(0, M * ldc), many.subarray(0, M * ldc), label);
+            expectBitwiseEqual(few.subarray(M * ldc), C0.subarray(M * ldc), `${label}: rows past M untouched`);
+          }
+        }
+      }
+    }
+  });
+
   it("K = 0 scales C by beta (beta = 0 overwrites NaN)", () => {
     const C = Float32Array.from([1, -2, NaN, 4, 5, 6]);
     withSettings(isa, 2, () => binding.sgemm(false, false, 2, 3, 0, 1, new Float32Array(0), 1, new Float32Array(0), 3, 0, C, 3));

@@ -23,6 +23,9 @@
 // functions on the same operands in the same order, so they give the same bits and the
 // choice (which depends on the thread count) never shows in the results.
 //
+// attention_cached_forward (incremental decoding against a key/value cache) is at the end of
+// the file; test/kernels/attention-cached.test.ts checks it against a float64 reference.
+//
 // Scratch: per thread a few BLK×D blocks (plus 2·T×D for the fused backward when D is not
 // a multiple of the vector width); the two-pass backward also packs Qᵀ and dOᵀ of every
 // query block (twice the size of q).
@@ -666,6 +669,117 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// Cached attention (incremental decoding; growlm/attention.h). Every query row is computed
+// alone: its keys from key_begin in chunks of CHUNK slots, each score a dot product along D
+// (vector partial sums, lanes summed in a fixed tree), the chunk's online-softmax step in
+// base 2 as in the forward above, and the weighted V rows accumulated along D. Nothing is
+// shared between rows, so a row's bits depend only on its q and its valid keys (see the
+// header). One task per (query block, b, h), the latest (heaviest) query blocks first.
+
+namespace {
+
+constexpr int CHUNK = 64;  // keys per softmax step
+constexpr int QB = 16;     // query rows per task
+
+// x + (x with its lanes rotated by W), lane by lane.
+template <int W>
+inline vf add_rotated(vf x) {
+  vi m;
+  for (int i = 0; i < VL; ++i) m[i] = (i + W) % VL;
+  return x + __builtin_shuffle(x, m);
+}
+
+// The sum of the lanes, pairwise in a fixed tree.
+inline float lane_sum(vf x) {
+  if constexpr (VL >= 16) x = add_rotated<8>(x);
+  if constexpr (VL >= 8) x = add_rotated<4>(x);
+  x = add_rotated<2>(x);
+  x = add_rotated<1>(x);
+  return x[0];
+}
+
+// Σ_d a[d]·b[d]: one FMA per vector along D, the lanes summed by lane_sum, then the tail.
+inline float dot_tree(const float* a, const float* b, int64_t n) {
+  vf acc = vf{};
+  int64_t d = 0;
+  for (; d + VL <= n; d += VL) acc += load(a + d) * load(b + d);
+  float sum = lane_sum(acc);
+  for (; d < n; ++d) sum += a[d] * b[d];
+  return sum;
+}
+
+}  // namespace
+
+void attention_cached_forward(float* out, const float* q, const float* k, const float* v,
+                              const int32_t* key_begin, int64_t B, int64_t Tq, int64_t Tk,
+                              int64_t S, int64_t H, int64_t Hkv, int64_t D, float scale,
+                              const Context& ctx) {
+  const float qscale = static_cast<float>(static_cast<double>(scale) * LOG2E);
+  const int64_t G = H / Hkv;
+  const int64_t Dp = round_up(D, 16);
+  const int64_t blocks = (Tq + QB - 1) / QB;
+  Scratch scratch(ctx.pool->size(), 2 * Dp + CHUNK);
+  ctx.pool->run(blocks * B * H, [&](int64_t task, int thread) {
+    const int64_t blk = blocks - 1 - task / (B * H);
+    const int64_t b = task / H % B, h = task % H, g = h / G;
+    Carve carve(scratch.at(thread));
+    float* qs = carve.take(Dp);
+    float* acc = carve.take(Dp);
+    float* s = carve.take(CHUNK);
+    const int64_t begin = key_begin[b];
+    const float* kh = k + (b * S * Hkv + g) * D;  // slot j of this kv head at kh + j·Hkv·D
+    const float* vh = v + (b * S * Hkv + g) * D;
+    const int64_t ld = Hkv * D;
+    for (int64_t i = blk * QB; i < std::min(Tq, (blk + 1) * QB); ++i) {
+      const int64_t p = Tk - Tq + i;
+      const float* qrow = q + ((b * Tq + i) * H + h) * D;
+      float* orow = out + ((b * Tq + i) * H + h) * D;
+      if (p < begin) {
+        std::fill(orow, orow + D, 0.0f);
+        continue;
+      }
+      for (int64_t d = 0; d < D; ++d) qs[d] = qrow[d] * qscale;
+      std::fill(acc, acc + D, 0.0f);
+      float m = MASKED, l = 0.0f;
+      for (int64_t c0 = begin; c0 <= p; c0 += CHUNK) {
+        const int n = static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - c0));
+        float mx = m;
+        for (int j = 0; j < n; ++j) {
+          s[j] = dot_tree(qs, kh + (c0 + j) * ld, D);
+          mx = std::max(mx, s[j]);
+        }
+        // p_j = 2^(s_j - mx) in place; their sum in VL partial sums, then the lane tree.
+        vf sum = vf{};
+        const vf top = splat(mx);
+        for (int j = 0; j < n; j += VL) {
+          vf sv;
+          for (int t = 0; t < VL; ++t) sv[t] = j + t < n ? s[j + t] : MASKED;
+          const vf e = vexp2(sv - top);
+          for (int t = 0; t < VL && j + t < n; ++t) s[j + t] = e[t];
+          sum += e;
+        }
+        const float alpha = vexp2(splat(m - mx))[0];
+        l = l * alpha + lane_sum(sum);
+        m = mx;
+        const vf va = splat(alpha);
+        int64_t d = 0;
+        for (; d + VL <= D; d += VL) {
+          vf o = load(acc + d) * va;
+          for (int j = 0; j < n; ++j) o += s[j] * load(vh + (c0 + j) * ld + d);
+          store(acc + d, o);
+        }
+        for (; d < D; ++d) {
+          float o = acc[d] * alpha;
+          for (int j = 0; j < n; ++j) o += s[j] * vh[(c0 + j) * ld + d];
+          acc[d] = o;
+        }
+      }
+      for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] / l;
+    }
+  });
+}
+
 }  // namespace growlm::cpu::GROWLM_ISA_NS
 
 #if defined(GROWLM_ISA_portable)
@@ -681,6 +795,10 @@ GROWLM_DECLARE_ISA(void attention_backward(float*, float*, float*, const float*,
                                            const float*, const float*, const float*, const float*,
                                            int64_t, int64_t, int64_t, int64_t, int64_t, float,
                                            const Context&))
+GROWLM_DECLARE_ISA(void attention_cached_forward(float*, const float*, const float*,
+                                                 const float*, const int32_t*, int64_t, int64_t,
+                                                 int64_t, int64_t, int64_t, int64_t, int64_t,
+                                                 float, const Context&))
 }  // namespace cpu
 
 namespace {
@@ -711,6 +829,26 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   check_attention("attention_backward", B, T, H, Hkv, D, scale);
   using namespace cpu;
   GROWLM_DISPATCH(ctx, attention_backward, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D,
+                  scale, ctx);
+}
+
+void attention_cached_forward(float* out, const float* q, const float* k, const float* v,
+                              const int32_t* key_begin, int64_t B, int64_t Tq, int64_t Tk,
+                              int64_t S, int64_t H, int64_t Hkv, int64_t D, float scale,
+                              const Context& ctx) {
+  const char* op = "attention_cached_forward";
+  check_attention(op, B, Tq, H, Hkv, D, scale);
+  if (Tk < Tq || S < Tk)
+    throw std::invalid_argument(std::string(op) + ": need Tq <= Tk <= S but Tq = " + std::to_string(Tq) +
+                                ", Tk = " + std::to_string(Tk) + ", S = " + std::to_string(S));
+  for (int64_t b = 0; b < B; ++b) {
+    if (key_begin[b] < 0 || key_begin[b] > Tk)
+      throw std::invalid_argument(std::string(op) + ": key_begin[" + std::to_string(b) + "] = " +
+                                  std::to_string(key_begin[b]) + " is outside [0, Tk = " +
+                                  std::to_string(Tk) + "]");
+  }
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, attention_cached_forward, out, q, k, v, key_begin, B, Tq, Tk, S, H, Hkv, D,
                   scale, ctx);
 }
 }  // namespace growlm

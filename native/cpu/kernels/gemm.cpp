@@ -20,6 +20,13 @@
 // bitwise independent of the thread count and of how tiles are split among tasks; tile
 // origins are always multiples of MR and NR.
 //
+// Few rows (AVX-512): a linear layer's forward at decode time, C[M <= 8, N] = A·Bᵀ with B
+// [N, K] contiguous along k, skips the packing. gemm_small_m streams B's rows in place:
+// 16 columns x 16 k are loaded, transposed in registers and consumed at once by M-row
+// tiles, one pool job for the whole product. Each element of C still gets exactly the
+// packed path's operations (k ascending inside the same KC slices, one FMA per k, the same
+// alpha/beta update per slice), so its bits do not depend on which path ran, nor on M.
+//
 // bf16: with AVX512_BF16 (Context::bf16_dot) Ã and B̃ hold k-pairs of bf16 in 32-bit words
 // and gemm_bf16_avx512bf16.cpp's vdpbf16ps kernel consumes them; otherwise bf16 is widened
 // exactly to fp32 while packing and the fp32 kernel runs, so the result is bitwise that of
@@ -32,6 +39,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "bf16.h"
 #include "growlm/threads.h"
@@ -228,6 +236,62 @@ void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld,
         for (int t = 0; t < count; ++t) _mm512_mask_storeu_ps(dst + (t0 + t) * W + g * 16, store_mask, r[t]);
       }
     }
+  }
+}
+#endif
+
+#if defined(GROWLM_ISA_avx512)
+// ---------------------------------------------------------------------------------------
+// Few-row product without packing (see the file comment): C[m, j0 .. j0 + 16) for m < R
+// over one K slice [k0, k0 + kc), B read in place as [N, K] (row stride ldb, rows past N
+// read as zero), A as [R, K] (row stride lda). `cols` (1..16) columns are stored.
+
+constexpr int SMALL_M = 8;  // accumulators R + 16 transposed rows + a broadcast fit 32 zmm
+
+template <int R, class S>
+void small_m_tile(int cols, int64_t kc, const S* __restrict a, int64_t lda, const S* __restrict b,
+                  int64_t ldb, float* __restrict c, int64_t ldc, float alpha, float beta) {
+  constexpr Lanes L = sizeof(S) == 4 ? Lanes::f32 : Lanes::bf16;
+  vec acc[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) acc[i] = vec{};
+  // 16 values of k (or the `count` < 16 left at the end of the slice) from k0.
+  auto block = [&](int64_t k0, auto whole) {
+    constexpr bool WHOLE = decltype(whole)::value;
+    const int count = WHOLE ? 16 : static_cast<int>(kc - k0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << count) - 1);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = i < cols ? load16<L>(b + i * ldb + k0, mask) : _mm512_setzero_ps();
+    transpose16(r);
+    // Whole blocks unroll fully, so r[] stays in registers.
+#pragma GCC unroll 16
+    for (int t = 0; t < (WHOLE ? 16 : count); ++t) {
+      const vec bv = (vec)r[t];
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        const float ai = widen(a[i * lda + k0 + t]);
+        acc[i] += ai * bv;
+      }
+    }
+  };
+  int64_t k0 = 0;
+  for (; k0 + 16 <= kc; k0 += 16) block(k0, std::true_type{});
+  if (k0 < kc) block(k0, std::false_type{});
+  const __mmask16 store = static_cast<__mmask16>((1u << cols) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    float* row = c + i * ldc;
+    vec out;
+    if (beta == 0.0f) {
+      out = alpha * acc[i];
+    } else {
+      // GCC contracts micro_f32's alpha·acc + beta·C to fma(beta, C, alpha·acc); spelled out
+      // here (test/kernels/gemm.test.ts checks the two paths bitwise).
+      const __m512 old = _mm512_maskz_loadu_ps(store, row);
+      out = (vec)_mm512_fmadd_ps(_mm512_set1_ps(beta), old, _mm512_mul_ps(_mm512_set1_ps(alpha), (__m512)acc[i]));
+    }
+    _mm512_mask_storeu_ps(row, store, (__m512)out);
   }
 }
 #endif
@@ -506,11 +570,63 @@ void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
   }
 }
 
+#if defined(GROWLM_ISA_avx512)
+// Whether gemm_small_m takes the product: A not transposed, B transposed, 1 <= M <= SMALL_M
+// and something to compute.
+bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha) {
+  return !trans_a && trans_b && M >= 1 && M <= SMALL_M && N >= 1 && K >= 1 && alpha != 0.0f;
+}
+
+// Tasks are chunks of 16-column tiles (about TASK_COLUMNS columns, a multiple of the thread
+// count where there are enough tiles); each walks its tiles and, per tile, the K slices.
+// `tile(rows, cols, kc, a, b, c, beta_k)` computes one tile over one slice.
+template <class S, class Tile>
+void gemm_small_m(int64_t M, int64_t N, int64_t K, int64_t kc_max, const S* A, const S* B,
+                  int64_t ldb, float beta, float* C, const Context& ctx, Tile tile) {
+  const int64_t threads = ctx.pool->size();
+  const int64_t tiles = ceil_div(N, 16);
+  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, TASK_COLUMNS / 16), threads));
+  ctx.pool->run(chunks, [&](int64_t task, int) {
+    const int64_t t0 = task * tiles / chunks, t1 = (task + 1) * tiles / chunks;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j = t * 16;
+      const int cols = static_cast<int>(std::min<int64_t>(16, N - j));
+      for (int64_t pc = 0; pc < K; pc += kc_max)
+        tile(static_cast<int>(M), cols, std::min(kc_max, K - pc), A + pc, B + j * ldb + pc, C + j,
+             pc == 0 ? beta : 1.0f);
+    }
+  });
+}
+
+template <class S>
+void gemm_small_m_f32(int64_t M, int64_t N, int64_t K, float alpha, const S* A, int64_t lda,
+                      const S* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                      const Context& ctx) {
+  gemm_small_m(M, N, K, KC, A, B, ldb, beta, C, ctx,
+               [&](int rows, int cols, int64_t kc, const S* a, const S* b, float* c, float beta_k) {
+                 switch (rows) {
+                   case 1: return small_m_tile<1>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 2: return small_m_tile<2>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 3: return small_m_tile<3>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 4: return small_m_tile<4>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 5: return small_m_tile<5>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 6: return small_m_tile<6>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   case 7: return small_m_tile<7>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                   default: return small_m_tile<8>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                 }
+               });
+}
+#endif
+
 }  // namespace
 
 void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx) {
+#if defined(GROWLM_ISA_avx512)
+  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha))
+    return gemm_small_m_f32(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+#endif
   gemm_packed<F32Path<float>>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, A, lda,
                               B, ldb, beta, C, ldc, ctx);
 }
@@ -519,6 +635,15 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
                const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
                float* C, int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
+  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha);
+  if (ctx.bf16_dot && few_rows) {
+    return gemm_small_m(M, N, K, 2 * KC, A, B, ldb, beta, C, ctx,
+                        [&](int rows, int cols, int64_t kc, const uint16_t* a, const uint16_t* b,
+                            float* c, float beta_k) {
+                          gemm_bf16dot_small_m(rows, cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+                        });
+  }
+  if (few_rows) return gemm_small_m_f32(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
     return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,
                                     A, lda, B, ldb, beta, C, ldc, ctx);

@@ -29,4 +29,25 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                         const Context& ctx);
 
+/// Attention of Tq new queries against a key/value cache (incremental decoding):
+///   q, out: [B, Tq, H, D]; k, v: [B, S, Hkv, D] with slots 0 .. Tk - 1 of every row filled
+///   (Tq <= Tk <= S); key_begin: int32 [B], each in [0, Tk].
+/// Query i of row b sits at slot p = Tk - Tq + i and attends to the slots j with
+/// key_begin[b] <= j <= p (a left-padded row keeps its padding below key_begin); a query
+/// with no such slot (p < key_begin[b]) gets out = 0. Query head h reads kv head
+/// h / (H / Hkv); scores are scale · q·kᵀ. out is overwritten and must not overlap q, k, v.
+///
+/// Every query row is computed alone, its keys visited in ascending slot order from
+/// key_begin[b] in chunks of fixed size, so its result depends only on its q and its own
+/// valid keys: not on Tq, B, S, the padding below key_begin, nor the thread count. (Prefill
+/// then single-token steps therefore give bitwise what one call over the whole sequence
+/// gives.)
+///
+/// Throws std::invalid_argument unless B, Tq, H, Hkv, D >= 1, Tq <= Tk <= S, H % Hkv == 0,
+/// every key_begin in [0, Tk], and scale is finite and > 0.
+void attention_cached_forward(float* out, const float* q, const float* k, const float* v,
+                              const int32_t* key_begin, int64_t B, int64_t Tq, int64_t Tk,
+                              int64_t S, int64_t H, int64_t Hkv, int64_t D, float scale,
+                              const Context& ctx);
+
 }  // namespace growlm
