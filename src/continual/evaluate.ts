@@ -2,7 +2,7 @@
  * What a continual scenario measures after each stage, for one model directory:
  * - every generation task (the study's Simp/EmDg/InqQG kind): the teacher-forced NLL of the
  *   test targets (eval_loss, always), and the task's text metrics on generated predictions
- *   (sari, easse_sari, bleu, rouge1/2/L/Lsum) when a predictor is given;
+ *   (sari, easse_sari, bleu, rouge1/2/L/Lsum) on predictions generated with its settings;
  * - every probe task (multiple choice by log-likelihood, lm-evaluation-harness's scoring):
  *   acc and acc_norm.
  * SARI takes its source and reference from src_info.normal_sentence / simple_sentence where
@@ -14,8 +14,10 @@ import type { PromptFormat } from "../data/prompts.js";
 import type { Example } from "../data/seed.js";
 import { GrowlmError } from "../errors.js";
 import { runHarness } from "../eval/harness.js";
+import type { GenerateOptions } from "../eval/generate.js";
 import { type MetricName, computeMetrics } from "../eval/metrics/suite.js";
 import { ModelScorer } from "../eval/model-scorer.js";
+import { predictExamples } from "../eval/predict.js";
 import { jsonlChoiceTask } from "../eval/tasks/jsonl-choice.js";
 import { type Tokenizer, loadTokenizer } from "../io/tokenizer.js";
 import type { LlamaModel } from "../model/llama.js";
@@ -34,6 +36,8 @@ export interface GenerationTask {
   maxTestExamples: number;
   sourceMaxLen: number;
   targetMaxLen: number;
+  /** How predictions are generated (eos and pad come from the model's tokenizer). */
+  generation: Omit<GenerateOptions, "streamIds">;
 }
 
 export interface ProbeTask {
@@ -49,6 +53,7 @@ export interface StudyEvaluatorOptions {
   tasks: GenerationTask[];
   probes: ProbeTask[];
   bf16?: boolean;
+  /** How predictions are made (default: predictExamples with each task's generation settings). */
   predictor?: Predictor;
   /** Log-likelihood batch size of the probes (default 32). */
   batchSize?: number;
@@ -123,13 +128,19 @@ function textMetrics(task: GenerationTask, examples: readonly Example[], predict
   return flattenMetrics(results);
 }
 
+/** Predictions by generate() with the task's settings, the prompts as fine-tuning builds them. */
+export const generatePredictions: Predictor = async (model, tokenizer, task, examples) =>
+  predictExamples(model, tokenizer, examples, {
+    format: task.datasetFormat,
+    sourceMaxLen: task.sourceMaxLen,
+    generation: { ...task.generation, eosTokenId: tokenizer.eosId, padTokenId: tokenizer.padId ?? tokenizer.eosId },
+  }).map((p) => p.prediction);
+
 /** The evaluator of a study's tasks and probes (see the module comment). */
 export function studyEvaluator(options: StudyEvaluatorOptions): ScenarioEvaluator {
   const byName = new Map<string, GenerationTask | ProbeTask>([...options.tasks, ...options.probes].map((t) => [t.name, t]));
   const probeNames = new Set(options.probes.map((p) => p.name));
-  for (const t of options.tasks) {
-    if (t.metrics.length > 0 && !options.predictor) throw new GrowlmError("studyEvaluator", `task "${t.name}" asks for ${t.metrics.join(", ")} but no predictor generates text`);
-  }
+  const predictor = options.predictor ?? generatePredictions;
   return {
     metrics: STUDY_METRICS,
     async evaluate(modelDir, tasks) {
@@ -155,7 +166,7 @@ export function studyEvaluator(options: StudyEvaluatorOptions): ScenarioEvaluato
           const generation = task as GenerationTask;
           const examples = testExamples(generation);
           const row: Record<string, number> = { eval_loss: evalLoss(model, tokenizer, generation, examples) };
-          if (generation.metrics.length > 0) Object.assign(row, textMetrics(generation, examples, await options.predictor!(model, tokenizer, generation, examples)));
+          if (generation.metrics.length > 0) Object.assign(row, textMetrics(generation, examples, await predictor(model, tokenizer, generation, examples)));
           scores[name] = row;
         }
         return scores;

@@ -26,6 +26,7 @@ import path from "node:path";
 
 import { PROMPT_FORMATS, type PromptFormat } from "../data/prompts.js";
 import { GrowlmError } from "../errors.js";
+import { generationOptions } from "../eval/generation-args.js";
 import { METRIC_NAMES, type MetricName } from "../eval/metrics/suite.js";
 import { finetuneOptions } from "../train/finetune-args.js";
 import { type LogRecord, finetune, listCheckpoints } from "../train/finetune.js";
@@ -34,7 +35,7 @@ import type { ScenarioConfig, ScenarioStage, StageTrainer } from "./scenario.js"
 
 export interface ScenarioFile {
   scenario: ScenarioConfig;
-  tasks: (GenerationTask & { generation: Record<string, unknown> })[];
+  tasks: GenerationTask[];
   probes: ProbeTask[];
   /** TrainingArguments shared by every stage. */
   training: Record<string, unknown>;
@@ -90,7 +91,7 @@ export function readScenarioFile(file: string): ScenarioFile {
       maxTestExamples: field(where, t, "max_test_examples", isCount, "a positive integer", 100),
       sourceMaxLen: field(where, t, "source_max_len", isCount, "a positive integer", 1024),
       targetMaxLen: field(where, t, "target_max_len", isCount, "a positive integer", 256),
-      generation: field(where, t, "generation", isObject, "an object of generation settings", {}),
+      generation: generationOptions(`${OP}: ${where}`, field(where, t, "generation", isObject, "an object of generation settings", {}), 64),
     };
   });
   const probes = Object.entries(probesRaw).map(([name, p]) => {

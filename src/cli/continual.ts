@@ -1,0 +1,44 @@
+/** growlm continual: run (or resume) a continual-learning scenario and write its report. */
+import { parseArgs } from "node:util";
+
+import { studyEvaluator } from "../continual/evaluate.js";
+import { runScenario } from "../continual/scenario.js";
+import { finetuneStageTrainer, readScenarioFile } from "../continual/scenario-file.js";
+import type { Command } from "./command.js";
+import { required } from "./flags.js";
+
+function formatScores(scores: Record<string, Record<string, number>>): string {
+  return Object.entries(scores)
+    .map(([task, m]) => `${task}: ${Object.entries(m).map(([k, v]) => `${k} ${Number.isFinite(v) ? Number(v.toPrecision(4)) : "–"}`).join(", ")}`)
+    .join("; ");
+}
+
+export const continual: Command = {
+  name: "continual",
+  summary: "fine-tune models through a sequence of tasks, evaluate everything after every stage, report forgetting",
+  usage:
+    "growlm continual --config scenario.json\n\n" +
+    "  scenario.json: title, output_dir, models [{name, path}], tasks {name: {dataset, dataset_format, metrics,\n" +
+    "  max_test_examples, source_max_len, target_max_len, generation}}, probes {name: {data_dir}}, training\n" +
+    "  (TrainingArguments for every stage), stages [{task, training?}], bf16 (see src/continual/scenario-file.ts).\n" +
+    "  Writes OUTPUT_DIR/<model>/stage-N-<task>/ models, results.json, results.csv, plots/*.svg and report.md;\n" +
+    "  rerunning after a crash resumes at the first unfinished stage.",
+  async run(argv) {
+    const { values } = parseArgs({ args: argv, options: { config: { type: "string" } } });
+    const study = readScenarioFile(required("continual", "config", values.config));
+    const started = performance.now();
+    const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+    await runScenario(
+      study.scenario,
+      finetuneStageTrainer(study, (dir, r) => {
+        if ("loss" in r) console.log(`  [${elapsed()}] ${dir}: step ${r.step} loss ${r.loss!.toFixed(4)}`);
+      }),
+      studyEvaluator({ tasks: study.tasks, probes: study.probes, bf16: study.bf16 }),
+      {
+        onStage: (model, stage, scores) =>
+          console.log(`[${elapsed()}] ${model} after ${stage === 0 ? "nothing (base)" : `stage ${stage} (${study.scenario.stages[stage - 1]!.task})`}: ${formatScores(scores)}`),
+      },
+    );
+    console.log(`report: ${study.scenario.outputDir}/report.md`);
+  },
+};
