@@ -1,9 +1,13 @@
 /** growlm finetune: fine-tuning with Hugging Face TrainingArguments' flags (see src/train/finetune.ts). */
-import { GrowlmError } from "../errors.js";
+import fs from "node:fs";
+import path from "node:path";
+
 import { TRAINING_FLAGS, finetuneOptions } from "../train/finetune-args.js";
-import { type LogRecord, finetune as runFinetune } from "../train/finetune.js";
+import { type FinetuneOptions, type LogRecord, finetune as runFinetune } from "../train/finetune.js";
 import type { Command } from "./command.js";
-import { type FlagSpec, parseHfArgs } from "./hf-args.js";
+import { type FlagSpec, type FlagValue, parseHfArgs } from "./hf-args.js";
+import { metrics } from "./metrics.js";
+import { predict } from "./predict.js";
 
 /** Flags of the prediction phase (--do_predict). */
 const PREDICT_FLAGS: Record<string, FlagSpec> = {
@@ -52,6 +56,48 @@ function formatRecord(r: LogRecord): string {
   return JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isInteger(v) ? v : Number(v.toPrecision(5))])));
 }
 
+/** --do_train / --do_eval: the fine-tuning run, with a progress bar on a terminal. */
+async function runTraining(options: FinetuneOptions): Promise<void> {
+  const tty = process.stderr.isTTY === true;
+  const result = await runFinetune(options, {
+    log: (r) => {
+      if (tty) process.stderr.write("\r\x1b[K");
+      console.log(formatRecord(r));
+    },
+    progress: tty
+      ? (p) => {
+          const width = 24;
+          const done = Math.round((p.step / p.maxSteps) * width);
+          const eta = p.step > 0 ? (p.elapsed / p.step) * (p.maxSteps - p.step) : 0;
+          process.stderr.write(
+            `\r\x1b[K[${"#".repeat(done)}${".".repeat(width - done)}] ${p.step}/${p.maxSteps} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)} ${p.tokensPerSecond.toFixed(0)} tok/s eta ${eta.toFixed(0)}s`,
+          );
+        }
+      : undefined,
+  });
+  if (tty) process.stderr.write("\r\x1b[K");
+  const evalText = Number.isNaN(result.evalLoss) ? "" : `, eval loss ${result.evalLoss.toFixed(4)}`;
+  console.log(`done: step ${result.globalStep}, train loss ${result.trainLoss.toFixed(4)}${evalText}; model in ${options.outputDir}`);
+}
+
+/**
+ * --do_predict, as the study's test command: predictions of the test split (growlm predict)
+ * with the model just trained (or --model_name_or_path without --do_train) into
+ * OUTPUT_DIR/predictions.jsonl, then the --compute_* metrics into OUTPUT_DIR/metrics.json.
+ */
+async function runPredict(values: Map<string, FlagValue>, options: FinetuneOptions): Promise<void> {
+  const modelDir = options.doTrain ? options.outputDir : options.modelNameOrPath;
+  const predictions = path.join(options.outputDir, "predictions.jsonl");
+  fs.mkdirSync(options.outputDir, { recursive: true });
+  const passOn = ["task", "num_beams", "length_penalty", "max_new_tokens", "no_repeat_ngram_size", "do_sample", "temperature", "top_k", "top_p", "seed", "per_device_eval_batch_size"];
+  const argv = ["--model", modelDir, "--dataset", options.dataset, "--split", "test", "--out", predictions, "--dataset_format", options.datasetFormat, "--source_max_len", String(options.sourceMaxLen)];
+  for (const name of passOn) if (values.has(name)) argv.push(`--${name}`, String(values.get(name)));
+  if (options.bf16) argv.push("--bf16", "true");
+  await predict.run(argv);
+  const names = (["bleu", "rouge", "sari"] as const).filter((m) => values.get(`compute_${m}`) === true);
+  if (names.length > 0) await metrics.run(["--predictions", predictions, "--metric", names.join(","), "--out", path.join(options.outputDir, "metrics.json")]);
+}
+
 export const finetune: Command = {
   name: "finetune",
   summary: "fine-tune a model on prompt/response data with Hugging Face TrainingArguments' flags",
@@ -64,30 +110,8 @@ export const finetune: Command = {
     const op = "growlm finetune";
     const { values, ignored } = parseHfArgs(op, argv, { ...TRAINING_FLAGS, ...PREDICT_FLAGS }, IGNORED);
     if (ignored.length > 0) console.error(`growlm finetune: ignoring ${ignored.map((f) => `--${f}`).join(", ")} (no meaning here)`);
-    if (values.get("do_predict") === true) {
-      throw new GrowlmError(op, "--do_predict needs generation, which lands with the evaluation issue (5); run without it for now");
-    }
     const options = finetuneOptions(op, Object.fromEntries([...values].filter(([name]) => name in TRAINING_FLAGS)));
-    const tty = process.stderr.isTTY === true;
-    const result = await runFinetune(options, {
-      log: (r) => {
-        if (tty) process.stderr.write("\r\x1b[K");
-        console.log(formatRecord(r));
-      },
-      progress: tty
-        ? (p) => {
-            const width = 24;
-            const done = Math.round((p.step / p.maxSteps) * width);
-            const eta = p.step > 0 ? (p.elapsed / p.step) * (p.maxSteps - p.step) : 0;
-            process.stderr.write(
-              `\r\x1b[K[${"#".repeat(done)}${".".repeat(width - done)}] ${p.step}/${p.maxSteps} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)} ${p.tokensPerSecond.toFixed(0)} tok/s eta ${eta.toFixed(0)}s`,
-            );
-          }
-        : undefined,
-    });
-    if (tty) process.stderr.write("\r\x1b[K");
-    console.log(
-      `done: step ${result.globalStep}, train loss ${result.trainLoss.toFixed(4)}${Number.isNaN(result.evalLoss) ? "" : `, eval loss ${result.evalLoss.toFixed(4)}`}; model in ${options.outputDir}`,
-    );
+    if (options.doTrain || options.doEval) await runTraining(options);
+    if (values.get("do_predict") === true) await runPredict(values, options);
   },
 };

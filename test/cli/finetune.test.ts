@@ -47,7 +47,7 @@ describe("growlm preprocess + finetune", () => {
     const src = Array.from({ length: 20 }, (_, i) => `Sentence ${i} is -LRB-quite-RRB- long.`);
     const tgt = src.map((_, i) => `Sentence ${i} is long.`);
     fs.writeFileSync(path.join(raw, "simplification_1.train.json"), JSON.stringify({ src, tgt, src_info: src.map((s) => ({ normal_sentence: s })) }));
-    fs.writeFileSync(path.join(raw, "simplification_1.test.json"), JSON.stringify({ src: src.slice(0, 2), tgt: tgt.slice(0, 2), src_info: [{}, {}] }));
+    fs.writeFileSync(path.join(raw, "simplification_1.test.json"), JSON.stringify({ src: src.slice(0, 2), tgt: tgt.slice(0, 2), src_info: src.slice(0, 2).map((s, i) => ({ normal_sentence: `${s}\n`, simple_sentence: `${tgt[i]}\n`, prompt_name: "simplification_1" })) }));
     const data = path.join(dir, "data.json");
     preprocess.run(["--folder_path", raw, "--output_path", data, "--eval_dataset_size", "0.1"]);
     fs.writeFileSync(path.join(dir, "cfg.json"), JSON.stringify({ vocab_size: 259, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4, max_position_embeddings: 256 }));
@@ -67,5 +67,20 @@ describe("growlm preprocess + finetune", () => {
     expect(logs[0]).toMatchObject({ step: 1, learning_rate: 2e-5 });
     expect(logs.at(-1)).toHaveProperty("eval_loss");
     expect(vi.mocked(console.error).mock.calls[0]![0]).toMatch(/ignoring --eval_accumulation_steps, --deepspeed, --report_to, --trust_remote_code/);
+
+    // The README's test command (finetune_v3.py's flags) on the checkpoint just written.
+    const test = path.join(out, "test");
+    await finetune.run(
+      `--model_name_or_path ${path.join(out, "checkpoint-3")} --dataset ${data} --dataset_format prompt --output_dir ${test} --run_name llm_7b_m0_inf_prompt
+       --trust_remote_code true --overwrite_output_dir false --do_train false --do_eval false --do_predict true --predict_with_generate true
+       --per_device_eval_batch_size 8 --dataloader_num_workers 4 --seed 42 --report_to none --bf16 true --dataloader_pin_memory true
+       --gradient_checkpointing false --num_beams 3 --length_penalty 0.8 --remove_unused_columns false --compute_rouge true --compute_sari true
+       --compute_bleu true --max_new_tokens 8 --task simp --source_max_len 128`.split(/\s+/),
+    );
+    const lines = fs.readFileSync(path.join(test, "predictions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(Object.keys(lines[0])).toEqual(expect.arrayContaining(["input", "output", "src_info", "prediction_with_input", "prediction"]));
+    const metrics = JSON.parse(fs.readFileSync(path.join(test, "metrics.json"), "utf8"));
+    expect(Object.keys(metrics).sort()).toEqual(["bleu", "rouge", "sari"]);
   });
 });
