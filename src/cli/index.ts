@@ -2,6 +2,7 @@
 /** The growlm command-line tool: `growlm <command> [--help]`. */
 import type { Command } from "./command.js";
 import { continual } from "./continual.js";
+import { demo } from "./demo.js";
 import { finetune } from "./finetune.js";
 import { grow } from "./grow.js";
 import { harness } from "./harness.js";
@@ -13,7 +14,7 @@ import { preprocess } from "./preprocess.js";
 import { pretrain } from "./pretrain.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, continual, predict, metrics, harness];
+const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, continual, predict, metrics, harness, demo];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
