@@ -105,6 +105,24 @@ export { LR_SCHEDULER_TYPES, LrSchedule, type LrScheduleConfig, type LrScheduler
 export { AdamW, type AdamwOptions, type StepStats } from "./train/optimizer.js";
 export { Trainer, countedTokens, type Batch, type StepResult, type TrainerOptions } from "./train/trainer.js";
 export { RandomStream, type RandomState } from "./train/random.js";
+export {
+  COMM_BACKENDS,
+  DEFAULT_COMM_TIMEOUT_SECONDS,
+  distributedEnv,
+  initProcessGroup,
+  sumAcrossRanks,
+  type CommArray,
+  type CommBackend,
+  type CommWork,
+  type Communicator,
+  type DistributedEnv,
+  type ProcessGroupOptions,
+  type ReduceOp,
+} from "./train/comm.js";
+export { TcpStoreClient, TcpStoreServer } from "./train/comm-store.js";
+export { TcpCommunicator } from "./train/comm-tcp.js";
+export { DEFAULT_BUCKET_CAP_MB, DataParallel, gradientBuckets, shardIndices, type DistributedTraining, type GradientBucket } from "./train/data-parallel.js";
+export { freePort, launchWorkers, workerEnv, type LaunchOptions } from "./train/launch.js";
 export { DEPTH_OPERATORS, planDepth, type DepthGrowthOptions, type DepthOperator, type LayerInit, type LayerOrder, type LayerSource } from "./growth/depth.js";
 export {
   UNIT_SELECTIONS,

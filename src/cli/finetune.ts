@@ -3,8 +3,10 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { TRAINING_FLAGS, finetuneOptions } from "../train/finetune-args.js";
+import type { DistributedTraining } from "../train/data-parallel.js";
 import { type FinetuneOptions, type LogRecord, finetune as runFinetune } from "../train/finetune.js";
 import type { Command } from "./command.js";
+import { DISTRIBUTED_FLAGS, DISTRIBUTED_USAGE, startDistributed } from "./distributed.js";
 import { type FlagSpec, type FlagValue, parseHfArgs } from "./hf-args.js";
 import { metrics } from "./metrics.js";
 import { predict } from "./predict.js";
@@ -56,8 +58,8 @@ function formatRecord(r: LogRecord): string {
   return JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isInteger(v) ? v : Number(v.toPrecision(5))])));
 }
 
-/** --do_train / --do_eval: the fine-tuning run, with a progress bar on a terminal. */
-async function runTraining(options: FinetuneOptions): Promise<void> {
+/** --do_train / --do_eval: the fine-tuning run, with a progress bar on a terminal (rank 0 reports, data-parallel). */
+async function runTraining(options: FinetuneOptions, distributed: DistributedTraining | null): Promise<void> {
   const tty = process.stderr.isTTY === true;
   const result = await runFinetune(options, {
     log: (r) => {
@@ -74,7 +76,8 @@ async function runTraining(options: FinetuneOptions): Promise<void> {
           );
         }
       : undefined,
-  });
+  }, distributed);
+  if ((distributed?.communicator.rank ?? 0) !== 0) return;
   if (tty) process.stderr.write("\r\x1b[K");
   const evalText = Number.isNaN(result.evalLoss) ? "" : `, eval loss ${result.evalLoss.toFixed(4)}`;
   console.log(`done: step ${result.globalStep}, train loss ${result.trainLoss.toFixed(4)}${evalText}; model in ${options.outputDir}`);
@@ -105,13 +108,18 @@ export const finetune: Command = {
     "growlm finetune --model_name_or_path DIR --dataset FILE --output_dir DIR [TrainingArguments flags]\n\n" +
     `  flags: ${[...Object.keys(TRAINING_FLAGS), ...Object.keys(PREDICT_FLAGS)].map((f) => `--${f}`).join(" ")}\n` +
     `  accepted and ignored: ${[...IGNORED].map((f) => `--${f}`).join(" ")}\n` +
-    "  Booleans take true/false (or stand alone). Logs go to OUTPUT_DIR/log.jsonl; checkpoints to OUTPUT_DIR/checkpoint-N.",
+    "  Booleans take true/false (or stand alone). Logs go to OUTPUT_DIR/log.jsonl; checkpoints to OUTPUT_DIR/checkpoint-N.\n" +
+    DISTRIBUTED_USAGE,
   async run(argv) {
     const op = "growlm finetune";
-    const { values, ignored } = parseHfArgs(op, argv, { ...TRAINING_FLAGS, ...PREDICT_FLAGS }, IGNORED);
-    if (ignored.length > 0) console.error(`growlm finetune: ignoring ${ignored.map((f) => `--${f}`).join(", ")} (no meaning here)`);
+    const { values, ignored } = parseHfArgs(op, argv, { ...TRAINING_FLAGS, ...PREDICT_FLAGS, ...DISTRIBUTED_FLAGS }, IGNORED);
     const options = finetuneOptions(op, Object.fromEntries([...values].filter(([name]) => name in TRAINING_FLAGS)));
-    if (options.doTrain || options.doEval) await runTraining(options);
-    if (values.get("do_predict") === true) await runPredict(values, options);
+    const start = await startDistributed("finetune", argv, values);
+    if (start.launched) return;
+    if (ignored.length > 0 && start.rank === 0) console.error(`growlm finetune: ignoring ${ignored.map((f) => `--${f}`).join(", ")} (no meaning here)`);
+    if (options.doTrain || options.doEval) await runTraining(options, start.distributed);
+    // Only after success: a rank that fails drops its connections, and the others report a failure, not an orderly exit.
+    await start.distributed?.communicator.close();
+    if (values.get("do_predict") === true && start.rank === 0) await runPredict(values, options);
   },
 };

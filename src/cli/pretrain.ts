@@ -19,6 +19,7 @@ import { LR_SCHEDULER_TYPES, type LrSchedulerType } from "../train/lr.js";
 import { type CurvePoint, pretrainRun } from "../train/pretrain.js";
 import { Trainer } from "../train/trainer.js";
 import type { Command } from "./command.js";
+import { DISTRIBUTED_FLAGS, DISTRIBUTED_USAGE, startDistributed } from "./distributed.js";
 import { type FlagSpec, parseHfArgs } from "./hf-args.js";
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -75,10 +76,11 @@ export const pretrain: Command = {
     "  The corpus is plain text (a document a line) or JSONL with \"text\". Without growth flags it pretrains the model\n" +
     "  and writes it to OUTPUT_DIR; with them the small model trains d tokens, grows and trains on, a from-scratch model\n" +
     "  of the grown size trains on the same tokens (unless --baseline false), and OUTPUT_DIR gets grown/, scratch/,\n" +
-    "  curves.csv, loss-vs-tokens.svg, loss-vs-flops.svg and study.json with the speedup.",
+    "  curves.csv, loss-vs-tokens.svg, loss-vs-flops.svg and study.json with the speedup.\n" +
+    DISTRIBUTED_USAGE,
   async run(argv) {
     const op = "growlm pretrain";
-    const { values } = parseHfArgs(op, argv, FLAGS, new Set());
+    const { values } = parseHfArgs(op, argv, { ...FLAGS, ...DISTRIBUTED_FLAGS }, new Set());
     const get = <T>(name: string, fallback: T): T => (values.has(name) ? (values.get(name) as T) : fallback);
     const corpusFile = get<string>("corpus", "");
     const outputDir = get<string>("output_dir", "");
@@ -87,6 +89,14 @@ export const pretrain: Command = {
     const configFile = get<string>("config", "");
     const modelDir = get<string>("model_name_or_path", "");
     if ((configFile === "") === (modelDir === "")) throw new GrowlmError(op, "give exactly one of --config and --model_name_or_path");
+    const start = await startDistributed("pretrain", argv, values);
+    if (start.launched) return;
+    const { distributed } = start;
+    // Data-parallel, every rank trains; rank 0 alone prints and writes.
+    const writer = start.rank === 0;
+    const log = (line: string): void => {
+      if (writer) console.log(line);
+    };
     const tokenizerArg = get<string>("tokenizer", modelDir !== "" ? modelDir : "byte");
     const tokenizer = tokenizerArg === "byte" ? byteLevelTokenizer() : await loadTokenizer(tokenizerArg);
     const seed = get("seed", 42);
@@ -113,20 +123,23 @@ export const pretrain: Command = {
     const optimizer = { weightDecay: get("weight_decay", 0.1), maxGradNorm: get("max_grad_norm", 1), beta1: get("adam_beta1", 0.9), beta2: get("adam_beta2", 0.95) };
     const evalSteps = get("eval_steps", 50);
     fs.mkdirSync(outputDir, { recursive: true });
-    console.log(`corpus: ${corpus.train.length} training and ${corpus.validation.length} validation blocks of ${blockSize} tokens`);
+    log(`corpus: ${corpus.train.length} training and ${corpus.validation.length} validation blocks of ${blockSize} tokens`);
 
     if (!values.has("grow_at_tokens")) {
-      const steps = Math.ceil(maxTokens / (batchSize * blockSize));
+      const steps = Math.ceil(maxTokens / (batchSize * (distributed?.communicator.worldSize ?? 1) * blockSize));
       const trainer = new Trainer(model, { schedule: { ...schedule, totalSteps: steps }, optimizer, seed });
-      const { curve } = pretrainRun(trainer, { corpus, batchSize, maxTokens, evalSteps, seed, onPoint: (p) => console.log(formatPoint("pretrain", p)) });
-      savePretrained(model, outputDir);
-      await saveTokenizer(outputDir, tokenizer);
-      writeFileAtomic(op, path.join(outputDir, "curves.csv"), curvesCsv({ pretrain: curve }));
+      const { curve } = pretrainRun(trainer, { corpus, batchSize, maxTokens, evalSteps, seed, onPoint: (p) => log(formatPoint("pretrain", p)), ...(distributed ? { distributed } : {}) });
       const evaluated = curve.filter((p) => Number.isFinite(p.evalLoss));
-      writeFileAtomic(op, path.join(outputDir, "loss-vs-tokens.svg"), lineChart({ title: "validation loss", xLabel: "training tokens", yLabel: "validation NLL", series: [{ name: "pretrain", x: evaluated.map((p) => p.tokens), y: evaluated.map((p) => p.evalLoss) }] }));
+      if (writer) {
+        savePretrained(model, outputDir);
+        await saveTokenizer(outputDir, tokenizer);
+        writeFileAtomic(op, path.join(outputDir, "curves.csv"), curvesCsv({ pretrain: curve }));
+        writeFileAtomic(op, path.join(outputDir, "loss-vs-tokens.svg"), lineChart({ title: "validation loss", xLabel: "training tokens", yLabel: "validation NLL", series: [{ name: "pretrain", x: evaluated.map((p) => p.tokens), y: evaluated.map((p) => p.evalLoss) }] }));
+      }
       trainer.dispose();
       model.dispose();
-      console.log(`wrote ${outputDir}: final validation loss ${evaluated.at(-1)!.evalLoss.toFixed(4)}`);
+      await distributed?.communicator.close();
+      log(`wrote ${outputDir}: final validation loss ${evaluated.at(-1)!.evalLoss.toFixed(4)}`);
       return;
     }
 
@@ -161,15 +174,17 @@ export const pretrain: Command = {
       seed,
       modelOptions,
       outputDir,
-      onPoint: (run, p) => console.log(formatPoint(run, p)),
+      onPoint: (run, p) => log(formatPoint(run, p)),
+      ...(distributed ? { distributed } : {}),
     });
-    for (const run of ["grown", "scratch"]) if (fs.existsSync(path.join(outputDir, run))) await saveTokenizer(path.join(outputDir, run), tokenizer);
+    await distributed?.communicator.close();
+    if (writer) for (const run of ["grown", "scratch"]) if (fs.existsSync(path.join(outputDir, run))) await saveTokenizer(path.join(outputDir, run), tokenizer);
     const s = result.speedup;
     if (s) {
       const fmt = (v: number | null): string => (v === null ? "not reached" : `${(100 * v).toFixed(1)}%`);
-      console.log(`scratch final validation loss ${s.targetLoss.toFixed(4)} after ${s.scratchTokens} tokens; grown reaches it at ${s.grownTokens === null ? "—" : s.grownTokens.toFixed(0)} tokens`);
-      console.log(`speedup: ${fmt(s.tokenSpeedup)} in tokens, ${fmt(s.flopSpeedup)} in FLOPs (scratch / grown − 1, the paper's definition)`);
+      log(`scratch final validation loss ${s.targetLoss.toFixed(4)} after ${s.scratchTokens} tokens; grown reaches it at ${s.grownTokens === null ? "—" : s.grownTokens.toFixed(0)} tokens`);
+      log(`speedup: ${fmt(s.tokenSpeedup)} in tokens, ${fmt(s.flopSpeedup)} in FLOPs (scratch / grown − 1, the paper's definition)`);
     }
-    console.log(`wrote ${outputDir}: ${result.files.map((f) => path.basename(f)).join(", ")}`);
+    log(`wrote ${outputDir}: ${result.files.map((f) => path.basename(f)).join(", ")}`);
   },
 };

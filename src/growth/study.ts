@@ -24,6 +24,7 @@ import { savePretrained } from "../model/pretrained.js";
 import { lineChart } from "../plot/svg.js";
 import type { LrSchedulerType } from "../train/lr.js";
 import type { AdamwOptions } from "../train/optimizer.js";
+import type { DistributedTraining } from "../train/data-parallel.js";
 import { type CurvePoint, type Speedup, growthSpeedup, pretrainRun } from "../train/pretrain.js";
 import { Trainer } from "../train/trainer.js";
 import { type GrowthOptions, type GrowthPlan, planGrowth } from "./plan.js";
@@ -61,6 +62,8 @@ export interface GrowthStudyOptions {
   outputDir: string;
   /** Called with each run's points as they come (run "grown" or "scratch"). */
   onPoint?: (run: string, point: CurvePoint) => void;
+  /** Data-parallel: every rank runs the study, batchSize is per rank, and only rank 0 writes (see PretrainRunOptions.distributed). */
+  distributed?: DistributedTraining;
 }
 
 export interface GrowthStudyResult {
@@ -92,8 +95,9 @@ export function curvesCsv(curves: Record<string, readonly CurvePoint[]>): string
 /** Runs the study and writes its files into options.outputDir. */
 export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
   const op = "runGrowthStudy";
-  const { corpus, batchSize, maxTokens, growAtTokens, seed } = options;
-  const tokensPerStep = batchSize * corpus.blockSize;
+  const { corpus, batchSize, maxTokens, growAtTokens, seed, distributed } = options;
+  const writer = (distributed?.communicator.rank ?? 0) === 0;
+  const tokensPerStep = batchSize * (distributed?.communicator.worldSize ?? 1) * corpus.blockSize;
   if (!(growAtTokens > 0 && growAtTokens < maxTokens)) {
     throw new GrowlmError(op, `the growth point (${growAtTokens} tokens) must lie inside the token budget (0, ${maxTokens})`);
   }
@@ -112,6 +116,7 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
     evalSteps: options.evalSteps,
     seed,
     onPoint: (p) => options.onPoint?.("grown", p),
+    ...(distributed ? { distributed } : {}),
     growth: {
       atTokens: growAtTokens,
       apply: (trainer) => {
@@ -127,7 +132,7 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
   });
   curves.grown = grownRun.curve;
   const files: string[] = [];
-  savePretrained(grownRun.trainer.model, path.join(options.outputDir, "grown"));
+  if (writer) savePretrained(grownRun.trainer.model, path.join(options.outputDir, "grown"));
   files.push(path.join(options.outputDir, "grown"));
   grownRun.trainer.dispose();
   grownRun.trainer.model.dispose();
@@ -146,9 +151,10 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
       evalSteps: options.evalSteps,
       seed,
       onPoint: (p) => options.onPoint?.("scratch", p),
+      ...(distributed ? { distributed } : {}),
     });
     curves.scratch = scratchRun.curve;
-    savePretrained(scratchRun.trainer.model, path.join(options.outputDir, "scratch"));
+    if (writer) savePretrained(scratchRun.trainer.model, path.join(options.outputDir, "scratch"));
     files.push(path.join(options.outputDir, "scratch"));
     scratchRun.trainer.dispose();
     scratchRun.trainer.model.dispose();
@@ -156,7 +162,7 @@ export function runGrowthStudy(options: GrowthStudyOptions): GrowthStudyResult {
   }
 
   const write = (name: string, content: string): void => {
-    writeFileAtomic(op, path.join(options.outputDir, name), content);
+    if (writer) writeFileAtomic(op, path.join(options.outputDir, name), content);
     files.push(path.join(options.outputDir, name));
   };
   write("curves.csv", curvesCsv(curves));

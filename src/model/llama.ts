@@ -32,7 +32,7 @@ import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { type LlamaConfig, headDim } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
-import { type ModuleKind, ParamLayout, layerParamName } from "./params.js";
+import { LAYER_KINDS, type ModuleKind, ParamLayout, layerParamName } from "./params.js";
 
 export type MatmulPrecision = "float32" | "bfloat16";
 
@@ -83,6 +83,13 @@ export interface BackwardOptions {
    * micro-batches passes 1 / (tokens counted in all of them).
    */
   lossWeight?: number;
+  /**
+   * Called during the backward each time the gradients of some parameters (Hugging Face names)
+   * are final for this backward, from the head and final norm through the layers, last first,
+   * to the embedding: data-parallel training starts all-reducing them while the backward goes
+   * on (src/train/data-parallel.ts).
+   */
+  onGradientsFinal?: (names: readonly string[]) => void;
 }
 
 type F32 = Float32Array;
@@ -358,7 +365,7 @@ export class LlamaModel {
     const weight = options.lossWeight ?? 1 / pending.count;
     if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
     this.#head(ws, pending.B * pending.T, true, weight, null);
-    this.#backwardLayers();
+    this.#backwardLayers(options.onGradientsFinal);
   }
 
   /**
@@ -367,7 +374,7 @@ export class LlamaModel {
    */
   forwardBackward(ids: Tensor, labels: Tensor, options: BackwardOptions & { positions?: Tensor } = {}): ForwardResult {
     const result = this.#run(ids, { labels, ...(options.positions ? { positions: options.positions } : {}) }, options);
-    this.#backwardLayers();
+    this.#backwardLayers(options.onGradientsFinal);
     return result;
   }
 
@@ -671,7 +678,7 @@ export class LlamaModel {
   }
 
   /** Backward through the final norm, the layers and the embedding (after the head's backward in #head). */
-  #backwardLayers(): void {
+  #backwardLayers(onGradientsFinal?: (names: readonly string[]) => void): void {
     const pending = this.#pending!;
     const ws = this.#workspace!;
     this.#pending = null;
@@ -682,10 +689,13 @@ export class LlamaModel {
     const L = cfg.num_hidden_layers;
     // #head left ∂/∂hf in dtmp.
     binding.rmsnormBackward(ws.dres, this.#g("model.norm.weight"), ws.dtmp.subarray(0, N * C), ws.residual[L]!, this.#p("model.norm.weight"), ws.rstdf, N, C);
+    // A tied head's gradient lives in the embedding's, which is final only at the end.
+    onGradientsFinal?.(cfg.tie_word_embeddings ? ["model.norm.weight"] : ["model.norm.weight", "lm_head.weight"]);
     for (let l = L - 1; l >= 0; l--) {
       const a = this.recompute ? ws.layers[0]! : ws.layers[l]!;
       if (this.recompute) this.#layerForward(l, ws, a, positions);
       this.#layerBackward(l, ws, a, positions);
+      onGradientsFinal?.(LAYER_KINDS.map((kind) => layerParamName(l, kind)));
     }
     const embed = "model.embed_tokens.weight";
     const dEmbed = this.#g(embed);
@@ -694,6 +704,7 @@ export class LlamaModel {
     const padRow = pad !== null ? dEmbed.slice(pad * C, (pad + 1) * C) : null;
     binding.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C);
     if (padRow && pad !== null) dEmbed.set(padRow, pad * C);
+    onGradientsFinal?.([embed]);
   }
 
   /** ws.dres holds ∂/∂x_{l+1} on entry and ∂/∂x_l on exit; parameter gradients accumulate. */

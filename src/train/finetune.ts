@@ -23,9 +23,11 @@ import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loadPretrained, savePretrained } from "../model/pretrained.js";
 import { TRAINER_STATE_NAME, loadTrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js";
+import { type Communicator, sumAcrossRanks } from "./comm.js";
+import { type DistributedTraining, shardIndices } from "./data-parallel.js";
 import type { LrSchedulerType } from "./lr.js";
 import { RandomStream } from "./random.js";
-import { type Batch, Trainer, countedTokens } from "./trainer.js";
+import { type Batch, Trainer } from "./trainer.js";
 
 export type IntervalStrategy = "no" | "steps" | "epoch";
 
@@ -159,18 +161,23 @@ function check(options: FinetuneOptions): void {
   }
 }
 
-/** Token-weighted mean NLL of `examples` under `model` (no gradients). */
-export function evaluateLoss(model: LlamaModel, examples: readonly TokenizedExample[], batchSize: number, padId: number): number {
+/**
+ * Token-weighted mean NLL of `examples` under `model` (no gradients). With a communicator,
+ * each rank evaluates every worldSize-th example and the sums are added across ranks.
+ */
+export function evaluateLoss(model: LlamaModel, examples: readonly TokenizedExample[], batchSize: number, padId: number, communicator: Communicator | null = null): number {
   let sum = 0;
   let count = 0;
-  for (let i = 0; i < examples.length; i += batchSize) {
-    const batch = collate(examples.slice(i, i + batchSize), padId);
+  const mine = communicator ? examples.filter((_, i) => i % communicator.worldSize === communicator.rank) : examples;
+  for (let i = 0; i < mine.length; i += batchSize) {
+    const batch = collate(mine.slice(i, i + batchSize), padId);
     const r = model.forward(batch.ids, { labels: batch.labels });
     sum += r.lossSum;
     count += r.count;
     batch.ids.dispose();
     batch.labels.dispose();
   }
+  if (communicator) [sum, count] = sumAcrossRanks(communicator, [sum, count]) as [number, number];
   return count === 0 ? Number.NaN : sum / count;
 }
 
@@ -190,9 +197,17 @@ function tokenizerFiles(dir: string): string[] {
   return ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"].map((n) => path.join(dir, n)).filter((f) => fs.existsSync(f));
 }
 
-/** Runs fine-tuning (and evaluation) as `options` say; see the module comment. */
-export async function finetune(options: FinetuneOptions, reporter: FinetuneReporter): Promise<FinetuneResult> {
+/**
+ * Runs fine-tuning (and evaluation) as `options` say; see the module comment. With
+ * `distributed`, every rank of the communicator calls it: each trains on its DistributedSampler
+ * shard of every global batch (per_device_train_batch_size × world size × accumulation), eval
+ * is sharded too, and only rank 0 reports, logs and writes checkpoints and the model.
+ */
+export async function finetune(options: FinetuneOptions, reporter: FinetuneReporter, distributed: DistributedTraining | null = null): Promise<FinetuneResult> {
   const op = "finetune";
+  const communicator = distributed?.communicator ?? null;
+  const rank = communicator?.rank ?? 0;
+  const world = communicator?.worldSize ?? 1;
   check(options);
   const data = readDataset(options.dataset);
   const resumeDir =
@@ -214,7 +229,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
 
   const bs = options.perDeviceTrainBatchSize;
   const ga = options.gradientAccumulationSteps;
-  const microPerEpoch = Math.ceil(train.length / bs);
+  const microPerEpoch = Math.ceil(Math.ceil(train.length / world) / bs);
   const stepsPerEpoch = Math.max(1, Math.ceil(microPerEpoch / ga));
   const maxSteps = options.maxSteps > 0 ? options.maxSteps : Math.ceil(options.numTrainEpochs * stepsPerEpoch);
   const modelOptions = { matmul: options.bf16 ? ("bfloat16" as const) : ("float32" as const), recompute: options.gradientCheckpointing };
@@ -234,6 +249,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     });
   }
   const model = trainer.model;
+  if (communicator) trainer.distribute(communicator, distributed?.bucketCapMb);
   const longest = Math.max(0, ...train.map((e) => e.ids.length), ...evalSet.map((e) => e.ids.length));
   if (longest > model.config.max_position_embeddings) {
     trainer.dispose();
@@ -247,6 +263,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   const logFile = path.join(options.outputDir, "log.jsonl");
   const emit = (record: LogRecord): void => {
     logHistory.push(record);
+    if (rank !== 0) return;
     fs.appendFileSync(logFile, `${JSON.stringify(record)}\n`);
     reporter.log(record);
   };
@@ -258,7 +275,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   const microBatchesOf = (step: number): Batch[] => {
     const epoch = Math.floor(step / stepsPerEpoch);
     if (epoch !== orderEpoch) {
-      order = epochOrder(lengths, bs, new RandomStream(options.seed, epoch * lengths.length), options.groupByLength);
+      order = shardIndices(epochOrder(lengths, bs * world, new RandomStream(options.seed, epoch * lengths.length), options.groupByLength), rank, world);
       orderEpoch = epoch;
     }
     const first = (step % stepsPerEpoch) * ga;
@@ -282,6 +299,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     is_local_process_zero: true,
   });
   const saveCheckpoint = (): void => {
+    if (rank !== 0) return;
     saveTrainingCheckpoint(path.join(options.outputDir, `${CHECKPOINT_PREFIX}${trainer.step}`), trainer, {
       logHistory,
       state: stateFields(),
@@ -294,7 +312,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   };
   const runEval = (): number => {
     const t0 = performance.now();
-    const loss = evaluateLoss(model, evalSet, options.perDeviceEvalBatchSize, padId);
+    const loss = evaluateLoss(model, evalSet, options.perDeviceEvalBatchSize, padId, communicator);
     const seconds = (performance.now() - t0) / 1000;
     emit({ eval_loss: loss, eval_runtime: seconds, eval_samples_per_second: evalSet.length / seconds, epoch: epochOf(trainer.step), step: trainer.step });
     return loss;
@@ -312,7 +330,6 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     let windowStart = start;
     while (trainer.step < maxSteps) {
       const batches = microBatchesOf(trainer.step);
-      const tokens = batches.reduce((n, b) => n + countedTokens(b.labels), 0);
       for (const b of batches) {
         const [B, T] = b.ids.shape as [number, number];
         const real = (b.ids.data as Int32Array).reduce((n, id, i) => n + (id !== padId || (b.labels.data as Int32Array)[i] !== -100 ? 1 : 0), 0);
@@ -328,9 +345,9 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
       stepsRun++;
       windowLoss += r.loss;
       windowSteps++;
-      windowTokens += tokens;
+      windowTokens += r.tokens;
       const now = performance.now();
-      reporter.progress?.({ step: r.step, maxSteps, loss: r.loss, lr: r.lr, tokensPerSecond: windowTokens / ((now - windowStart) / 1000), elapsed: (now - start) / 1000 });
+      if (rank === 0) reporter.progress?.({ step: r.step, maxSteps, loss: r.loss, lr: r.lr, tokensPerSecond: windowTokens / ((now - windowStart) / 1000), elapsed: (now - start) / 1000 });
       const atEpochEnd = r.step % stepsPerEpoch === 0 || r.step === maxSteps;
       if (r.step % options.loggingSteps === 0 || (options.loggingFirstStep && r.step === 1)) {
         emit({
@@ -352,15 +369,18 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     const seconds = (performance.now() - start) / 1000;
     emit({
       train_runtime: seconds,
-      train_samples_per_second: (stepsRun * bs * ga) / seconds,
+      train_samples_per_second: (stepsRun * bs * ga * world) / seconds,
       train_steps_per_second: stepsRun / seconds,
       train_loss: stepsRun > 0 ? trainLossSum / stepsRun : Number.NaN,
       epoch: epochOf(trainer.step),
       step: trainer.step,
     });
     // The final model, as Trainer.save_model writes it, next to the checkpoints.
-    savePretrained(model, options.outputDir, { dtype: "float32" });
-    for (const file of tokenizerFiles(tokenizerDir)) fs.copyFileSync(file, path.join(options.outputDir, path.basename(file)));
+    if (rank === 0) {
+      savePretrained(model, options.outputDir, { dtype: "float32" });
+      for (const file of tokenizerFiles(tokenizerDir)) fs.copyFileSync(file, path.join(options.outputDir, path.basename(file)));
+    }
+    if (communicator) [trainTokens, trainFlops] = sumAcrossRanks(communicator, [trainTokens, trainFlops]) as [number, number];
   }
   const evalLoss = options.doEval ? runEval() : Number.NaN;
   const result: FinetuneResult = {

@@ -10,6 +10,8 @@ import type { PackedCorpus } from "../data/corpus.js";
 import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel } from "../model/llama.js";
 import { Tensor } from "../tensor.js";
+import { type Communicator, sumAcrossRanks } from "./comm.js";
+import type { DistributedTraining } from "./data-parallel.js";
 import { RandomStream } from "./random.js";
 import type { Trainer } from "./trainer.js";
 
@@ -40,7 +42,7 @@ export interface GrowthEvent {
 
 export interface PretrainRunOptions {
   corpus: PackedCorpus;
-  /** Blocks per step. */
+  /** Blocks per step (per rank when data-parallel: the global batch is batchSize × world size). */
   batchSize: number;
   /** Stop after this many training tokens. */
   maxTokens: number;
@@ -50,15 +52,25 @@ export interface PretrainRunOptions {
   growth?: GrowthEvent;
   /** Called with each point as it is made. */
   onPoint?: (point: CurvePoint) => void;
+  /**
+   * Data-parallel over these ranks: every rank runs pretrainRun with the same options; the
+   * trainers (the grown one too) are distributed, each rank takes its DistributedSampler shard
+   * of every global batch, and validation is sharded. Curves count the global tokens.
+   */
+  distributed?: DistributedTraining;
 }
 
-/** Validation NLL per token of `model` on `blocks`. */
-export function validationLoss(model: LlamaModel, blocks: readonly Int32Array[], batchSize: number): number {
+/**
+ * Validation NLL per token of `model` on `blocks`. With a communicator, each rank evaluates
+ * every worldSize-th block and the sums are added across ranks.
+ */
+export function validationLoss(model: LlamaModel, blocks: readonly Int32Array[], batchSize: number, communicator: Communicator | null = null): number {
   let sum = 0;
   let count = 0;
   const T = blocks[0]?.length ?? 0;
-  for (let i = 0; i < blocks.length; i += batchSize) {
-    const chunk = blocks.slice(i, i + batchSize);
+  const mine = communicator ? blocks.filter((_, i) => i % communicator.worldSize === communicator.rank) : blocks;
+  for (let i = 0; i < mine.length; i += batchSize) {
+    const chunk = mine.slice(i, i + batchSize);
     const ids = Tensor.empty([chunk.length, T], "int32");
     chunk.forEach((b, k) => (ids.data as Int32Array).set(b, k * T));
     const r = model.forward(ids, { labels: ids });
@@ -66,6 +78,7 @@ export function validationLoss(model: LlamaModel, blocks: readonly Int32Array[],
     count += r.count;
     ids.dispose();
   }
+  if (communicator) [sum, count] = sumAcrossRanks(communicator, [sum, count]) as [number, number];
   return sum / count;
 }
 
@@ -77,15 +90,23 @@ export function validationLoss(model: LlamaModel, blocks: readonly Int32Array[],
 export function pretrainRun(initial: Trainer, options: PretrainRunOptions): { curve: CurvePoint[]; trainer: Trainer } {
   const op = "pretrainRun";
   const { corpus, batchSize, maxTokens, evalSteps, seed } = options;
+  const communicator = options.distributed?.communicator ?? null;
+  const rank = communicator?.rank ?? 0;
+  const world = communicator?.worldSize ?? 1;
+  const globalBatch = batchSize * world;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new GrowlmError(op, `the batch size must be a positive integer but is ${batchSize}`);
   if (!Number.isSafeInteger(evalSteps) || evalSteps < 1) throw new GrowlmError(op, `eval_steps must be a positive integer but is ${evalSteps}`);
-  if (corpus.train.length < batchSize) throw new GrowlmError(op, `the corpus has ${corpus.train.length} training blocks, fewer than one batch of ${batchSize}`);
+  if (corpus.train.length < globalBatch) throw new GrowlmError(op, `the corpus has ${corpus.train.length} training blocks, fewer than one batch of ${globalBatch}`);
   const T = corpus.blockSize;
   if (T > initial.model.config.max_position_embeddings) {
     throw new GrowlmError(op, `the block size ${T} exceeds max_position_embeddings = ${initial.model.config.max_position_embeddings}`);
   }
-  const stepsPerPass = Math.floor(corpus.train.length / batchSize);
+  const stepsPerPass = Math.floor(corpus.train.length / globalBatch);
   let trainer = initial;
+  const distribute = (t: Trainer): void => {
+    if (communicator && !t.dataParallel) t.distribute(communicator, options.distributed?.bucketCapMb);
+  };
+  distribute(trainer);
   let tokens = 0;
   let flops = 0;
   let step = 0;
@@ -100,7 +121,7 @@ export function pretrainRun(initial: Trainer, options: PretrainRunOptions): { cu
       tokens,
       flops,
       loss: windowSteps > 0 ? windowLoss / windowSteps : Number.NaN,
-      evalLoss: evaluate ? validationLoss(trainer.model, corpus.validation, batchSize) : Number.NaN,
+      evalLoss: evaluate ? validationLoss(trainer.model, corpus.validation, batchSize, communicator) : Number.NaN,
       parameters: trainer.model.layout.parameterCount,
     };
     curve.push(p);
@@ -116,17 +137,19 @@ export function pretrainRun(initial: Trainer, options: PretrainRunOptions): { cu
       if (!grown && tokens >= options.growth!.atTokens) {
         if (windowSteps > 0) point(true);
         ({ trainer, beforeStep } = options.growth!.apply(trainer));
+        distribute(trainer);
         grown = true;
         point(true);
       }
       const inPass = step % stepsPerPass;
       if (inPass === 0) order = new RandomStream(seed, (step / stepsPerPass) * corpus.train.length).permutation(corpus.train.length);
-      for (let k = 0; k < batchSize; k++) (ids.data as Int32Array).set(corpus.train[order[inPass * batchSize + k]!]!, k * T);
+      // DistributedSampler's shard of the global batch: its (k · world + rank)-th block.
+      for (let k = 0; k < batchSize; k++) (ids.data as Int32Array).set(corpus.train[order[inPass * globalBatch + k * world + rank]!]!, k * T);
       beforeStep?.(trainer.step);
       const r = trainer.trainStep([{ ids, labels: ids }]);
       step++;
-      tokens += batchSize * T;
-      flops += batchSize * T * trainFlopsPerToken(trainer.model.config, T);
+      tokens += globalBatch * T;
+      flops += globalBatch * T * trainFlopsPerToken(trainer.model.config, T);
       windowLoss += r.loss;
       windowSteps++;
       if (step % evalSteps === 0 || tokens >= maxTokens) point(true);

@@ -11,6 +11,8 @@
 import { GrowlmError } from "../errors.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { Tensor } from "../tensor.js";
+import { type Communicator, sumAcrossRanks } from "./comm.js";
+import { DataParallel } from "./data-parallel.js";
 import { type LrScheduleConfig, LrSchedule } from "./lr.js";
 import { AdamW, type AdamwOptions } from "./optimizer.js";
 import { RandomStream } from "./random.js";
@@ -61,6 +63,7 @@ export class Trainer {
   readonly rng: RandomStream;
   /** See TrainerOptions.scheduleOffset. */
   readonly scheduleOffset: number;
+  #dataParallel: DataParallel | null = null;
 
   constructor(readonly model: LlamaModel, options: TrainerOptions) {
     this.schedule = new LrSchedule(options.schedule);
@@ -79,16 +82,45 @@ export class Trainer {
     return this.optimizer.step;
   }
 
-  /** One optimizer step over `microBatches` (accumulated). */
+  /** The data-parallel reducer once distribute() was called, else null. */
+  get dataParallel(): DataParallel | null {
+    return this.#dataParallel;
+  }
+
+  /**
+   * Trains data-parallel from now on (DistributedDataParallel): rank 0's parameters are copied
+   * to every rank, and each step sums the ranks' gradients (src/train/data-parallel.ts), every
+   * token weighted by 1 / (tokens of the global batch). Every rank calls it, and then trainStep
+   * with its own shard of each global batch.
+   * @param bucketCapMb MiB per gradient bucket (default 25, as DDP)
+   */
+  distribute(communicator: Communicator, bucketCapMb?: number): void {
+    if (this.#dataParallel) throw new GrowlmError("Trainer.distribute", "the trainer is data-parallel already");
+    this.#dataParallel = new DataParallel(this.model, communicator, bucketCapMb);
+    this.#dataParallel.broadcastParameters();
+  }
+
+  /**
+   * One optimizer step over `microBatches` (accumulated). Data-parallel, they are this rank's
+   * shard of the global batch, and the loss and token count returned are the global batch's.
+   */
   trainStep(microBatches: readonly Batch[]): StepResult {
     if (microBatches.length === 0) throw new GrowlmError("Trainer.trainStep", "no micro-batch given");
-    const tokens = microBatches.reduce((n, b) => n + countedTokens(b.labels), 0);
+    const dp = this.#dataParallel;
+    const localTokens = microBatches.reduce((n, b) => n + countedTokens(b.labels), 0);
+    const tokens = dp ? sumAcrossRanks(dp.communicator, [localTokens])[0]! : localTokens;
     if (tokens === 0) throw new GrowlmError("Trainer.trainStep", "no label in the batch counts (all -100)");
     const model = this.model;
     model.zeroGrad();
     let lossSum = 0;
-    for (const batch of microBatches) {
-      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens }).lossSum;
+    for (const [i, batch] of microBatches.entries()) {
+      // Only the last micro-batch's gradients are final; the earlier ones accumulate locally.
+      const onGradientsFinal = dp && i === microBatches.length - 1 ? dp.startBackward() : undefined;
+      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens, ...(onGradientsFinal ? { onGradientsFinal } : {}) }).lossSum;
+    }
+    if (dp) {
+      dp.finishBackward();
+      lossSum = sumAcrossRanks(dp.communicator, [lossSum])[0]!;
     }
     const position = this.optimizer.step - this.scheduleOffset;
     if (position < 0) {
