@@ -7,7 +7,9 @@
  * staged through shared memory), median of 5 after a warm-up, each after a barrier:
  * {results: [{mib, seconds, algbw_gbs}]}. step: data-parallel training steps of config S
  * (bench/train.bench.ts) with B / WORLD rows per rank, median of 3 after a warm-up:
- * {tokens_per_second} of the global batch.
+ * {tokens_per_second} of the global batch, wait_ms: how long a step waits for the gradient
+ * all-reduce once its backward is done (the part that did not overlap), and allreduce_ms: the
+ * same buckets all-reduced with nothing to overlap (medians).
  */
 import { parseLlamaConfig } from "../src/model/config.js";
 import { LlamaModel } from "../src/model/llama.js";
@@ -58,7 +60,22 @@ if (env === null) {
     const ids = Tensor.empty([rows, S.T], "int32");
     const data = ids.data as Int32Array;
     for (let i = 0; i < data.length; i++) data[i] = ((i + env.rank * data.length) * 2654435761) % model.config.vocab_size >>> 0;
-    result = { tokens_per_second: (S.B * S.T) / time(() => void trainer.trainStep([{ ids, labels: ids }]), 3) };
+    const dp = trainer.dataParallel!;
+    const finish = dp.finishBackward.bind(dp);
+    const waits: number[] = [];
+    dp.finishBackward = () => {
+      const t0 = process.hrtime.bigint();
+      finish();
+      waits.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    const tokensPerSecond = (S.B * S.T) / time(() => void trainer.trainStep([{ ids, labels: ids }]), 3);
+    const waitMs = median(waits.slice(1));
+    const allreduceMs =
+      time(() => {
+        dp.startBackward();
+        finish();
+      }, 3) * 1e3;
+    result = { tokens_per_second: tokensPerSecond, wait_ms: waitMs, allreduce_ms: allreduceMs };
     trainer.dispose();
     model.dispose();
     ids.dispose();

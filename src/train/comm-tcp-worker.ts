@@ -11,12 +11,14 @@
  * the result to every rank, which copies it in place. Every rank thus ends with the same bits,
  * and those bits depend only on the ranks' inputs: not on the world's timing, the chunking, or
  * how the data was split into collectives. Each rank sends and receives 2·(W−1)/W of the data,
- * the same traffic as a ring, in two steps instead of 2·(W−1).
+ * the same traffic as a ring, in two steps instead of 2·(W−1). Chunks travel in segments of
+ * SEGMENT_BYTES, and the owner sums and returns each segment as soon as all its contributions
+ * have come, so summing and sending back overlap the transfer of the later segments.
  *
  * broadcast: the root sends its data to every rank. barrier: every rank sends an empty frame
  * to every rank and waits for all of them.
  *
- * Each frame carries the collective's sequence number, kind, element type, length and root, and
+ * Each frame carries the collective's sequence number, kind, element type, length, root and segment, and
  * the receiver checks them against its own collective: ranks that call different collectives
  * fail with a message saying so, not with corrupted sums or a hang. A failure (a lost
  * connection, a timeout, a mismatch) fails every pending and later collective and closes every
@@ -64,6 +66,8 @@ const COLLECTIVE_OF_KIND: Record<number, string> = { [SCATTER]: "allReduce", [GA
 interface Frame {
   kind: number;
   seq: number;
+  /** allReduce: the segment of the chunk this frame carries. */
+  segment: number;
   dtype: number;
   mean: boolean;
   root: number;
@@ -166,7 +170,7 @@ function hello(): Uint8Array {
   return bytes;
 }
 
-function header(kind: number, c: CollectiveRequest, payloadBytes: number): Uint8Array {
+function header(kind: number, c: CollectiveRequest, segment: number, payloadBytes: number): Uint8Array {
   const bytes = new Uint8Array(HEADER_BYTES);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, FRAME_MAGIC, true);
@@ -174,6 +178,7 @@ function header(kind: number, c: CollectiveRequest, payloadBytes: number): Uint8
   view.setUint8(5, DTYPES.indexOf(c.dtype));
   view.setUint8(6, c.mean ? 1 : 0);
   view.setUint32(8, c.root, true);
+  view.setUint32(12, segment, true);
   view.setFloat64(16, c.seq, true);
   view.setFloat64(24, c.length, true);
   view.setFloat64(32, payloadBytes, true);
@@ -213,6 +218,7 @@ class FrameReader {
           dtype: view.getUint8(5),
           mean: view.getUint8(6) === 1,
           root: view.getUint32(8, true),
+          segment: view.getUint32(12, true),
           seq: view.getFloat64(16, true),
           length: view.getFloat64(24, true),
           payload: pool.take(payloadBytes),
@@ -361,6 +367,19 @@ function connectAll(addresses: PeerAddress[], deadline: number): void {
   replyIfConnected();
 }
 
+/**
+ * Bytes per allReduce frame: a rank's chunk travels in segments, so its owner sums and sends
+ * back the first segments while the later ones are still arriving.
+ */
+const SEGMENT_BYTES = 1 << 20;
+
+/** The frame expected next from a rank: its kind, segment index and payload size. */
+interface Expected {
+  kind: number;
+  segment: number;
+  bytes: number;
+}
+
 /** One started collective and how far it has got. */
 class Collective {
   readonly seq: number;
@@ -372,17 +391,19 @@ class Collective {
   readonly status: Int32Array;
   readonly deadline: number;
   readonly bytesPerElement: number;
+  /** Elements per allReduce segment. */
+  readonly segment: number;
   /** The data, in shared memory. */
   readonly data: Float32Array | Float64Array;
-  /** 0: not started; 1: waiting for contributions (allReduce) or the root's data (broadcast) or every barrier frame; 2: waiting for reduced chunks (allReduce); 3: waiting for our sends to leave. */
-  phase = 0;
+  started = false;
   writesPending = 0;
-  /** allReduce: the other ranks' contributions to our chunk, by rank. */
-  readonly contributions: (Float32Array | Float64Array | null)[];
-  /** Ranks whose frame of the current phase has arrived. */
-  readonly arrived = new Set<number>();
-  /** Payloads of the contributions, back to the pool once reduced. */
-  readonly received: Uint8Array[] = [];
+  /** Frames taken from each rank so far. */
+  readonly taken: Int32Array;
+  /** allReduce: per segment of our chunk, the contributions that have come, by rank, and their payloads (back to the pool once summed). */
+  readonly contributions: (Float32Array | Float64Array | null)[][] = [];
+  readonly payloads: Uint8Array[][] = [];
+  /** allReduce: segments of our chunk summed and sent back. */
+  reduced = 0;
 
   constructor(readonly request: CollectiveRequest) {
     this.seq = request.seq;
@@ -394,11 +415,12 @@ class Collective {
     this.status = request.status;
     this.deadline = request.deadline;
     this.bytesPerElement = request.dtype === "float32" ? 4 : 8;
+    this.segment = SEGMENT_BYTES / this.bytesPerElement;
     this.data =
       request.dtype === "float32"
         ? new Float32Array(request.buffer, request.byteOffset, request.length)
         : new Float64Array(request.buffer, request.byteOffset, request.length);
-    this.contributions = Array.from({ length: worldSize }, () => null);
+    this.taken = new Int32Array(worldSize);
   }
 
   /** [begin, end) of chunk c. */
@@ -406,7 +428,19 @@ class Collective {
     return [Math.floor((c * this.length) / worldSize), Math.floor(((c + 1) * this.length) / worldSize)];
   }
 
-  bytes(begin: number, end: number): Uint8Array {
+  /** Segments of chunk c (one, empty, for an empty chunk). */
+  segments(c: number): number {
+    const [begin, end] = this.chunk(c);
+    return Math.max(1, Math.ceil((end - begin) / this.segment));
+  }
+
+  /** [begin, end) of segment j of chunk c. */
+  segmentRange(c: number, j: number): [number, number] {
+    const [begin, end] = this.chunk(c);
+    return [Math.min(end, begin + j * this.segment), Math.min(end, begin + (j + 1) * this.segment)];
+  }
+
+  bytes([begin, end]: [number, number]): Uint8Array {
     return new Uint8Array(this.data.buffer, this.data.byteOffset + begin * this.bytesPerElement, (end - begin) * this.bytesPerElement);
   }
 
@@ -414,7 +448,7 @@ class Collective {
     return this.dtype === "float32" ? new Float32Array(payload.buffer, 0, payload.length / 4) : new Float64Array(payload.buffer, 0, payload.length / 8);
   }
 
-  send(to: number, kind: number, payload: Uint8Array | null): void {
+  send(to: number, kind: number, segment: number, payload: Uint8Array | null): void {
     const socket = peers[to]!.socket;
     this.writesPending++;
     const sent = (err?: Error | null): void =>
@@ -425,41 +459,60 @@ class Collective {
       });
     socket.cork();
     if (payload && payload.length > 0) {
-      socket.write(header(kind, this.request, payload.length));
+      socket.write(header(kind, this.request, segment, payload.length));
       socket.write(payload, sent);
     } else {
-      socket.write(header(kind, this.request, 0), sent);
+      socket.write(header(kind, this.request, segment, 0), sent);
     }
     socket.uncork();
   }
 
   start(): void {
-    this.phase = 1;
-    if (this.collective === "allReduce") {
-      this.contributions[rank] = this.data.subarray(...this.chunk(rank));
-      for (let p = 0; p < worldSize; p++) if (p !== rank) this.send(p, SCATTER, this.bytes(...this.chunk(p)));
-    } else if (this.collective === "broadcast") {
-      if (rank === this.root) {
-        for (let p = 0; p < worldSize; p++) if (p !== rank) this.send(p, BROADCAST, this.bytes(0, this.length));
-        this.phase = 3;
+    this.started = true;
+    for (let p = 0; p < worldSize; p++) {
+      if (p === rank) continue;
+      if (this.collective === "allReduce") {
+        for (let j = 0; j < this.segments(p); j++) this.send(p, SCATTER, j, this.bytes(this.segmentRange(p, j)));
+      } else if (this.collective === "broadcast") {
+        if (rank === this.root) this.send(p, BROADCAST, 0, this.bytes([0, this.length]));
+      } else {
+        this.send(p, BARRIER, 0, null);
       }
-    } else {
-      for (let p = 0; p < worldSize; p++) if (p !== rank) this.send(p, BARRIER, null);
     }
   }
 
-  /** The ranks the current phase still waits for (for the timeout message). */
-  waitingFor(): number[] {
-    if (this.phase === 3) return [];
-    if (this.collective === "broadcast") return this.arrived.has(this.root) ? [] : [this.root];
-    return peers.map((_, r) => r).filter((r) => r !== rank && !this.arrived.has(r));
+  /**
+   * What rank p sends us next in this collective, or null when it owes nothing more.
+   * allReduce: its contribution to our chunk segment by segment, then its own reduced chunk
+   * segment by segment; broadcast: the root's data; barrier: one empty frame.
+   */
+  expected(p: number): Expected | null {
+    const n = this.taken[p]!;
+    if (this.collective === "allReduce") {
+      const mine = this.segments(rank);
+      if (n < mine) return { kind: SCATTER, segment: n, bytes: this.bytes(this.segmentRange(rank, n)).length };
+      if (n < mine + this.segments(p)) return { kind: GATHER, segment: n - mine, bytes: this.bytes(this.segmentRange(p, n - mine)).length };
+      return null;
+    }
+    if (this.collective === "broadcast") return p === this.root && rank !== this.root && n === 0 ? { kind: BROADCAST, segment: 0, bytes: this.length * this.bytesPerElement } : null;
+    return n === 0 ? { kind: BARRIER, segment: 0, bytes: 0 } : null;
   }
 
   /**
-   * The next frame from `from` if it has come, checked against this collective; null while it
-   * has not. Fails the communicator on a mismatch or when `from` has left.
+   * The ranks that still owe us frames (for the timeout message); in an allReduce those that
+   * have not sent their contribution, if any: the others may only be waiting for them too.
    */
-  take(from: number, kind: number, payloadBytes: number): Frame | null {
+  waitingFor(): number[] {
+    const owing = peers.map((_, r) => r).filter((r) => r !== rank && this.expected(r) !== null);
+    const silent = this.collective === "allReduce" ? owing.filter((r) => this.taken[r]! < this.segments(rank)) : [];
+    return silent.length > 0 ? silent : owing;
+  }
+
+  /**
+   * The next frame from `from` if it has come, checked against what this collective expects;
+   * null while it has not. Fails the communicator on a mismatch or when `from` has left.
+   */
+  take(from: number, expected: Expected): Frame | null {
     const peer = peers[from]!;
     const frame = peer.frames[0];
     if (!frame) {
@@ -475,12 +528,13 @@ class Collective {
     };
     const same =
       frame.seq === this.seq &&
-      frame.kind === kind &&
+      frame.kind === expected.kind &&
+      frame.segment === expected.segment &&
       DTYPES[frame.dtype] === this.dtype &&
       frame.length === this.length &&
       frame.mean === this.mean &&
       frame.root === this.root &&
-      frame.payload.length === payloadBytes;
+      frame.payload.length === expected.bytes;
     if (!same) {
       fail(
         `rank ${rank}'s collective #${this.seq} is ${describeCollective(this)} but rank ${from}'s collective #${frame.seq} is ${describeCollective(theirs)}: every rank must call the same collectives in the same order with the same sizes`,
@@ -488,79 +542,60 @@ class Collective {
       return null;
     }
     peer.frames.shift();
-    this.arrived.add(from);
+    this.taken[from]!++;
     return frame;
   }
 
   /** Advances as far as the frames that have arrived allow; true once complete. */
   step(): boolean {
-    if (this.phase === 1 && this.collective === "allReduce") {
-      const [begin, end] = this.chunk(rank);
-      for (let p = 0; p < worldSize; p++) {
-        if (p === rank || this.contributions[p] !== null) continue;
-        const frame = this.take(p, SCATTER, (end - begin) * this.bytesPerElement);
-        if (failed) return false;
-        if (frame) {
-          this.contributions[p] = this.view(frame.payload);
-          this.received.push(frame.payload);
-        }
-      }
-      if (this.contributions.some((c) => c === null)) return false;
-      this.reduce(begin, end);
-      for (const payload of this.received.splice(0)) pool.give(payload);
-      this.arrived.clear();
-      for (let p = 0; p < worldSize; p++) if (p !== rank) this.send(p, GATHER, this.bytes(begin, end));
-      this.phase = 2;
-    }
-    if (this.phase === 2) {
-      for (let p = 0; p < worldSize; p++) {
-        if (p === rank || this.arrived.has(p)) continue;
-        const [begin, end] = this.chunk(p);
-        const frame = this.take(p, GATHER, (end - begin) * this.bytesPerElement);
-        if (failed) return false;
-        if (frame) {
-          this.data.set(this.view(frame.payload), begin);
+    for (let p = 0; p < worldSize; p++) {
+      if (p === rank) continue;
+      for (let expected = this.expected(p); expected !== null; expected = this.expected(p)) {
+        const frame = this.take(p, expected);
+        if (failed || frame === null) break;
+        if (expected.kind === SCATTER) {
+          (this.contributions[expected.segment] ??= Array.from({ length: worldSize }, () => null))[p] = this.view(frame.payload);
+          (this.payloads[expected.segment] ??= []).push(frame.payload);
+        } else {
+          if (expected.kind === GATHER) this.data.set(this.view(frame.payload), this.segmentRange(p, expected.segment)[0]);
+          else if (expected.kind === BROADCAST) this.data.set(this.view(frame.payload));
           pool.give(frame.payload);
         }
       }
-      if (this.arrived.size < worldSize - 1) return false;
-      this.phase = 3;
+      if (failed) return false;
     }
-    if (this.phase === 1 && this.collective === "broadcast") {
-      const frame = this.take(this.root, BROADCAST, this.length * this.bytesPerElement);
-      if (!frame) return false;
-      this.data.set(this.view(frame.payload));
-      pool.give(frame.payload);
-      this.phase = 3;
-    }
-    if (this.phase === 1 && this.collective === "barrier") {
-      for (let p = 0; p < worldSize; p++) {
-        if (p === rank || this.arrived.has(p)) continue;
-        this.take(p, BARRIER, 0);
-        if (failed) return false;
+    if (this.collective === "allReduce") {
+      // Sum the segments of our chunk whose contributions have all come, in order, and send each back.
+      while (this.reduced < this.segments(rank) && peers.every((_, p) => p === rank || this.taken[p]! > this.reduced)) {
+        const range = this.segmentRange(rank, this.reduced);
+        this.reduce(this.contributions[this.reduced] ?? [], range);
+        for (const payload of this.payloads[this.reduced] ?? []) pool.give(payload);
+        delete this.contributions[this.reduced];
+        delete this.payloads[this.reduced];
+        for (let p = 0; p < worldSize; p++) if (p !== rank) this.send(p, GATHER, this.reduced, this.bytes(range));
+        this.reduced++;
       }
-      if (this.arrived.size < worldSize - 1) return false;
-      this.phase = 3;
+      if (this.reduced < this.segments(rank)) return false;
     }
-    return this.phase === 3 && this.writesPending === 0;
+    return this.waitingFor().length === 0 && this.writesPending === 0;
   }
 
   /**
-   * Our chunk = Σ contributions in rank order (then / W for a mean), written in place. The
-   * partial sums live in rank 0's contribution (our own chunk when we are rank 0, else a
-   * received buffer we may overwrite); the last addition writes our chunk.
+   * Our segment [begin, end) = Σ contributions in rank order (then / W for a mean), written in
+   * place. The partial sums live in rank 0's contribution (our own data when we are rank 0,
+   * else a received buffer we may overwrite); the last addition writes our data.
    */
-  reduce(begin: number, end: number): void {
+  reduce(received: readonly (Float32Array | Float64Array | null)[], [begin, end]: [number, number]): void {
     const n = end - begin;
     const own = this.data.subarray(begin, end);
-    const acc = this.contributions[0]!;
+    const contribution = (r: number): Float32Array | Float64Array => (r === rank ? own : received[r]!);
+    const acc = contribution(0);
     for (let r = 1; r < worldSize; r++) {
-      const x = this.contributions[r]!;
+      const x = contribution(r);
       const out = r === worldSize - 1 ? own : acc;
       for (let i = 0; i < n; i++) out[i] = acc[i]! + x[i]!;
     }
     if (this.mean) for (let i = 0; i < n; i++) own[i]! /= worldSize;
-    this.contributions.fill(null);
   }
 }
 
@@ -568,7 +603,7 @@ class Collective {
 function progress(): void {
   while (!failed && queue.length > 0) {
     const head = queue[0]!;
-    if (head.phase === 0) head.start();
+    if (!head.started) head.start();
     if (!head.step() || failed) return;
     queue.shift();
     Atomics.store(head.status, 0, STATUS_DONE);

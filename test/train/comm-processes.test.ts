@@ -66,6 +66,22 @@ describe(`${W} processes`, () => {
     }
   });
 
+  test("two launchers as two machines (--nnodes 2): four ranks meet at rank 0's address", async () => {
+    const port = await freePort();
+    const seed = BASE_SEED % 100_000;
+    const args = ["--import", "tsx", FIXTURE, dir, String(seed), "sum"];
+    await Promise.all([0, 1].map((nodeRank) => launchWorkers({ nprocPerNode: 2, nnodes: 2, nodeRank, masterAddr: "127.0.0.1", masterPort: port, command: process.execPath, args })));
+    const expected = input(seed, 0);
+    for (let r = 1; r < 4; r++) {
+      const x = input(seed, r);
+      for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i]! + x[i]!);
+    }
+    for (let r = 0; r < 4; r++) {
+      const bytes = fs.readFileSync(path.join(dir, `rank-${r}.bin`));
+      expectBitwiseEqual(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), expected, `rank ${r}`);
+    }
+  });
+
   test("a rank that fails stops the launch with a message naming it, without waiting for a timeout", async () => {
     const lines: string[] = [];
     vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {

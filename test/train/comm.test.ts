@@ -67,7 +67,8 @@ describe("distributedEnv", () => {
 describe.each([2, 3])("TCP collectives with %i ranks", (W) => {
   test("allReduce: every rank gets the rank-ordered float32 sum, bitwise, for any length", async () => {
     const comms = await group(W);
-    for (const n of [0, 1, W - 1, 1000, 65_537]) {
+    // Lengths around the 1 MiB segments of a chunk: 524 289 floats give 2 ranks chunks of one and of two segments.
+    for (const n of [0, 1, W - 1, 1000, 65_537, 524_289, 1_000_003]) {
       const inputs = comms.map((_, r) => spread(n, 10 * n + r));
       const expected = rankOrderedSum(inputs);
       const data = inputs.map((x) => Float32Array.from(x));
