@@ -198,6 +198,7 @@ class FrameReader {
   ) {}
 
   push(chunk: Uint8Array): void {
+    if (failed) return;
     let at = 0;
     while (at < chunk.length) {
       if (this.#frame === null) {
