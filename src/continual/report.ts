@@ -88,7 +88,8 @@ export function scenarioMarkdown(results: ScenarioResults, analysis: Record<stri
     "## Summary",
     "",
     "ACC: mean final score; LA: mean score right after a task's first training; BWT: mean change from a task's last training to the end (< 0: forgetting);",
-    "FWT: mean gain on a task before training on it, over the base model; F: mean drop from a task's best to its final score (> 0: forgetting).",
+    "FWT: mean gain on a task before training on it, over the base model; F: mean drop from a task's best to its final score (> 0: forgetting);",
+    "FG: the study's relative drop from the base model, mean over the stages and tasks, in % (> 0: below the base).",
     "For lower-is-better metrics the signs are flipped so that these readings hold.",
     "",
   );
@@ -96,10 +97,12 @@ export function scenarioMarkdown(results: ScenarioResults, analysis: Record<stri
   for (const metric of metrics) {
     const have = models.filter((m) => analysis[m]!.some((r) => r.metric === metric));
     if (have.length === 0) continue;
-    lines.push(`### ${metric}${results.metrics[metric]!.higherIsBetter ? "" : " (lower is better)"}`, "", "| model | ACC | LA | BWT | FWT | F |", "|---|---|---|---|---|---|");
+    lines.push(`### ${metric}${results.metrics[metric]!.higherIsBetter ? "" : " (lower is better)"}`, "", "| model | ACC | LA | BWT | FWT | F | FG (%) |", "|---|---|---|---|---|---|---|");
     for (const m of have) {
       const { cl } = analysis[m]!.find((r) => r.metric === metric)!;
-      lines.push(`| ${m} | ${num(cl.acc)} | ${num(cl.learningAccuracy)} | ${num(cl.bwt)} | ${num(cl.fwt)} | ${num(cl.forgetting)} |`);
+      const drops = Object.values(cl.relativeDrop).filter(Number.isFinite);
+      const fg = drops.length ? drops.reduce((a, b) => a + b, 0) / drops.length : Number.NaN;
+      lines.push(`| ${m} | ${num(cl.acc)} | ${num(cl.learningAccuracy)} | ${num(cl.bwt)} | ${num(cl.fwt)} | ${num(cl.forgetting)} | ${num(fg, 1)} |`);
     }
     lines.push("");
     for (const m of have) {
