@@ -254,8 +254,11 @@ export class UncertaintyAccumulator {
     const K = memberLogits.length / members;
     const probs = new Float64Array(memberLogits.length);
     for (let m = 0; m < members; m++) {
-      const row = Array.prototype.slice.call(memberLogits, m * K, (m + 1) * K) as number[];
-      probs.set(softmax(row, temperature), m * K);
+      let max = -Infinity;
+      for (let k = 0; k < K; k++) max = Math.max(max, memberLogits[m * K + k]! / temperature);
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += probs[m * K + k] = Math.exp(memberLogits[m * K + k]! / temperature - max);
+      for (let k = 0; k < K; k++) probs[m * K + k] = probs[m * K + k]! / sum;
     }
     this.addProbabilities(probs, members, label);
   }
