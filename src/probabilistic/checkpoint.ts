@@ -22,6 +22,7 @@ import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
 import type { LlamaModel } from "../model/llama.js";
 import { FilmEnsemble } from "./film.js";
 
+/** The growlm files of a probabilistic model directory. */
 export const PROBABILISTIC_CONFIG_NAME = "probabilistic.json";
 export const FILM_WEIGHTS_NAME = "film.safetensors";
 

@@ -20,6 +20,7 @@ import { LlamaModel } from "../model/llama.js";
 import { Tensor } from "../tensor.js";
 import { FilmEnsemble } from "./film.js";
 
+/** "llama": a plain LLaMA checkpoint (γ folded, β dropped); "film": a one-member ensemble (exact). */
 export type ExportFormat = "llama" | "film";
 export const EXPORT_FORMATS: readonly ExportFormat[] = ["llama", "film"];
 

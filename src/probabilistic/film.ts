@@ -59,6 +59,7 @@ export function xavierUniformBound(ensembleSize: number, hiddenSize: number, gai
   return gain * Math.sqrt(6 / (hiddenSize + ensembleSize));
 }
 
+/** The members' γ and β of every site, with their gradients (see the module comment). */
 export class FilmEnsemble {
   /** M, the number of members. */
   readonly ensembleSize: number;

@@ -15,6 +15,7 @@ import { GrowlmError } from "../errors.js";
 import type { LlamaModel } from "../model/llama.js";
 import { FilmEnsemble, initializeFilm } from "./film.js";
 
+/** The values of --probabilistic. */
 export const PROBABILISTIC_METHODS = ["none", "film", "mc_dropout"] as const;
 export type ProbabilisticMethod = (typeof PROBABILISTIC_METHODS)[number];
 
@@ -27,6 +28,7 @@ export interface ProbabilisticFinetuneOptions {
   mcSamples: number | null;
 }
 
+/** --ensemble_size (M), --film_init_gain (ρ, the paper's cbn_gain default) and --mc_samples (S) when not given. */
 export const DEFAULT_ENSEMBLE_SIZE = 4;
 export const DEFAULT_FILM_INIT_GAIN = 1;
 export const DEFAULT_MC_SAMPLES = 10;
