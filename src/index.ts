@@ -24,7 +24,7 @@ export {
   type AttentionCachedOptions,
   type AttentionForwardOptions,
 } from "./kernels/attention.js";
-export { rmsnormBackward, rmsnormForward } from "./kernels/norm.js";
+export { rmsnormBackward, rmsnormFilmBackward, rmsnormFilmForward, rmsnormForward } from "./kernels/norm.js";
 export { ropeBackward, ropeForward } from "./kernels/rope.js";
 export { swigluBackward, swigluForward } from "./kernels/swiglu.js";
 export { embeddingBackward, embeddingForward } from "./kernels/embedding.js";
@@ -44,7 +44,7 @@ export {
   type AdamwSegment,
   type AdamwState,
 } from "./kernels/adamw.js";
-export { fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
+export { dropout, fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
 
 export { LLAMA_DEFAULTS, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from "./model/config.js";
 export { LAYER_KINDS, ParamLayout, layerParamName, parameterSpecs, type ModuleKind, type ParamEntry, type ParamSpec } from "./model/params.js";
@@ -239,3 +239,60 @@ export {
 export { ModelScorer, type ModelScorerOptions } from "./eval/model-scorer.js";
 export { BUILTIN_TASKS } from "./eval/tasks/registry.js";
 export { PythonRandom } from "./eval/python-random.js";
+
+// Probabilistic fine-tuning: FiLM-Ensemble, MC dropout, calibration and temperature scaling.
+export { FilmEnsemble, filmSites, initializeFilm, xavierUniformBound, type FilmSite } from "./probabilistic/film.js";
+export { samplingDropoutDraw, trainingDropoutDraw, trainingDropoutElements, type DropoutDraw } from "./probabilistic/mc-dropout.js";
+export {
+  ECE_BINS,
+  PROBABILITY_FLOOR,
+  TemperatureData,
+  UncertaintyAccumulator,
+  averageProbabilities,
+  brierScore,
+  classificationUncertainty,
+  entropy,
+  entropyDecomposition,
+  expectedCalibrationError,
+  fitTemperature,
+  logMeanProbability,
+  sequenceUncertainty,
+  softmax,
+  type CalibrationBin,
+  type CalibrationError,
+  type EntropyDecomposition,
+  type SequenceUncertainty,
+  type TemperatureFit,
+  type UncertaintySummary,
+} from "./probabilistic/calibration.js";
+export {
+  MAX_TEMPERATURE_VALUES,
+  choiceTemperatureData,
+  fitTokenTemperature,
+  multipleChoiceUncertainty,
+  teacherForcedUncertainty,
+  type ChoiceDocument,
+  type SequenceSummary,
+  type TeacherForcedOptions,
+  type TeacherForcedUncertainty,
+} from "./probabilistic/evaluate.js";
+export {
+  FILM_WEIGHTS_NAME,
+  PROBABILISTIC_CONFIG_NAME,
+  loadProbabilistic,
+  probabilisticConfigOf,
+  readProbabilisticConfig,
+  saveProbabilistic,
+  type ProbabilisticConfig,
+} from "./probabilistic/checkpoint.js";
+export { EXPORT_FORMATS, exportMember, maxAbsBeta, memberDeviation, type ExportFormat, type MemberDeviation } from "./probabilistic/export.js";
+export {
+  DEFAULT_ENSEMBLE_SIZE,
+  DEFAULT_FILM_INIT_GAIN,
+  DEFAULT_MC_SAMPLES,
+  PROBABILISTIC_METHODS,
+  methodOf,
+  prepareProbabilisticModel,
+  type ProbabilisticFinetuneOptions,
+  type ProbabilisticMethod,
+} from "./probabilistic/finetune-mode.js";

@@ -18,9 +18,10 @@ export const continual: Command = {
   summary: "fine-tune models through a sequence of tasks, evaluate everything after every stage, report forgetting",
   usage:
     "growlm continual --config scenario.json\n\n" +
-    "  scenario.json: title, output_dir, models [{name, path}], tasks {name: {dataset, dataset_format, metrics,\n" +
-    "  max_test_examples, source_max_len, target_max_len, generation}}, probes {name: {data_dir}}, training\n" +
-    "  (TrainingArguments for every stage), stages [{task, training?}], bf16 (see src/continual/scenario-file.ts).\n" +
+    "  scenario.json: title, output_dir, models [{name, path, training?}], tasks {name: {dataset, dataset_format,\n" +
+    "  metrics, max_test_examples, source_max_len, target_max_len, generation}}, probes {name: {data_dir}}, training\n" +
+    "  (TrainingArguments for every stage; a model's own, e.g. {\"probabilistic\": \"film\", \"ensemble_size\": 4}, set its\n" +
+    "  fine-tuning mode), stages [{task, training?}], bf16, calibration (default true; see src/continual/scenario-file.ts).\n" +
     "  Writes OUTPUT_DIR/<model>/stage-N-<task>/ models, results.json, results.csv, plots/*.svg and report.md;\n" +
     "  rerunning after a crash resumes at the first unfinished stage.",
   async run(argv) {
@@ -33,7 +34,7 @@ export const continual: Command = {
       finetuneStageTrainer(study, (dir, r) => {
         if ("loss" in r) console.log(`  [${elapsed()}] ${dir}: step ${r.step} loss ${r.loss!.toFixed(4)}`);
       }),
-      studyEvaluator({ tasks: study.tasks, probes: study.probes, bf16: study.bf16 }),
+      studyEvaluator({ tasks: study.tasks, probes: study.probes, bf16: study.bf16, calibration: study.calibration }),
       {
         onStage: (model, stage, scores) =>
           console.log(`[${elapsed()}] ${model} after ${stage === 0 ? "nothing (base)" : `stage ${stage} (${study.scenario.stages[stage - 1]!.task})`}: ${formatScores(scores)}`),

@@ -16,6 +16,8 @@ import { type ClMetrics, continualMetrics } from "./cl-metrics.js";
 export interface MetricInfo {
   /** Higher scores are better (false for NLL, pct_stereotype, ...). */
   higherIsBetter: boolean;
+  /** A calibration or uncertainty measure: the report also tabulates it per task (base and final). */
+  calibration?: boolean;
 }
 
 export interface ScenarioResults {
@@ -112,11 +114,38 @@ export function scenarioMarkdown(results: ScenarioResults, analysis: Record<stri
       lines.push("");
     }
   }
+  lines.push(...calibrationMarkdown(results, labels));
   if (plots.length > 0) {
     lines.push("## Plots", "");
     for (const p of plots) lines.push(`![${path.basename(p, ".svg")}](${p})`, "");
   }
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Calibration beside forgetting: per task, each model's calibration measures before any
+ * fine-tuning and after the last stage (their CL summaries are in the sections above).
+ */
+function calibrationMarkdown(results: ScenarioResults, labels: readonly string[]): string[] {
+  const metrics = Object.entries(results.metrics).filter(([, info]) => info.calibration).map(([m]) => m);
+  const lines: string[] = [];
+  for (const task of results.tasks) {
+    const have = metrics.filter((m) => Object.values(results.scores).some((byTask) => byTask[task]?.[m] !== undefined));
+    if (have.length === 0) continue;
+    if (lines.length === 0) {
+      lines.push("## Calibration", "", `Each cell: after the last stage (${labels.at(-1)}), and in brackets before fine-tuning (base).`, "");
+    }
+    lines.push(`### ${task}`, "", `| model | ${have.join(" | ")} |`, `|---|${have.map(() => "---").join("|")}|`);
+    for (const [model, byTask] of Object.entries(results.scores)) {
+      const cells = have.map((m) => {
+        const values = byTask[task]?.[m];
+        return values ? `${num(values.at(-1)!)} (${num(values[0]!)})` : "–";
+      });
+      lines.push(`| ${model} | ${cells.join(" | ")} |`);
+    }
+    lines.push("");
+  }
+  return lines;
 }
 
 /** f^s_j = max_{l<s} R[l][j] − R[s][j] (sign-adjusted), stages 1..S: where each task lost ground. */

@@ -19,6 +19,12 @@ export interface ScenarioModel {
   name: string;
   /** The base model's Hugging Face directory. */
   path: string;
+  /**
+   * TrainingArguments of this model's every stage, over the scenario's and under the stage's:
+   * its fine-tuning mode, e.g. {"probabilistic": "film", "ensemble_size": 4}, so one scenario
+   * compares the same bases fine-tuned deterministically and probabilistically.
+   */
+  training?: Record<string, unknown>;
 }
 
 export interface ScenarioStage {
@@ -50,7 +56,7 @@ export interface StageTrainer {
    * Fine-tunes `from` on `stage` into `outputDir` (a Hugging Face directory when it returns).
    * @returns the training tokens and FLOPs spent
    */
-  train(from: string, stage: ScenarioStage, outputDir: string): Promise<{ tokens: number; flops: number }>;
+  train(from: string, stage: ScenarioStage, outputDir: string, model: ScenarioModel): Promise<{ tokens: number; flops: number }>;
 }
 
 interface Progress {
@@ -122,7 +128,7 @@ export async function runScenario(config: ScenarioConfig, trainer: StageTrainer,
     for (let s = progress.scores.length; s <= S; s++) {
       const from = s === 1 ? model.path : stageDir(config, model.name, s - 1);
       const to = stageDir(config, model.name, s);
-      progress.compute.push(await trainer.train(from, config.stages[s - 1]!, to));
+      progress.compute.push(await trainer.train(from, config.stages[s - 1]!, to, model));
       progress.scores.push(await evaluator.evaluate(to, config.evaluate));
       save();
       hooks.onStage?.(model.name, s, progress.scores[s]!);

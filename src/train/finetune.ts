@@ -22,6 +22,7 @@ import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loadPretrained, savePretrained } from "../model/pretrained.js";
+import { type ProbabilisticFinetuneOptions, DEFAULT_FILM_INIT_GAIN, prepareProbabilisticModel } from "../probabilistic/finetune-mode.js";
 import { TRAINER_STATE_NAME, loadTrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js";
 import type { LrSchedulerType } from "./lr.js";
 import { RandomStream } from "./random.js";
@@ -29,8 +30,11 @@ import { type Batch, Trainer, countedTokens } from "./trainer.js";
 
 export type IntervalStrategy = "no" | "steps" | "epoch";
 
-/** TrainingArguments (and the study's data arguments) in camelCase, with their defaults below. */
-export interface FinetuneOptions {
+/**
+ * TrainingArguments (and the study's data arguments) in camelCase, with their defaults below;
+ * the probabilistic mode's options come from src/probabilistic/finetune-mode.ts.
+ */
+export interface FinetuneOptions extends ProbabilisticFinetuneOptions {
   modelNameOrPath: string;
   dataset: string;
   datasetFormat: PromptFormat;
@@ -108,6 +112,11 @@ export const FINETUNE_DEFAULTS: Omit<FinetuneOptions, "modelNameOrPath" | "datas
   gradientCheckpointing: false,
   maxTrainSamples: null,
   maxEvalSamples: null,
+  probabilistic: null,
+  ensembleSize: null,
+  filmInitGain: DEFAULT_FILM_INIT_GAIN,
+  dropout: null,
+  mcSamples: null,
 };
 
 export type LogRecord = Record<string, number>;
@@ -227,6 +236,12 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     logHistory = loaded.state.log_history.filter((r) => (r.step ?? 0) <= loaded.state.global_step);
   } else {
     const model = loadPretrained(options.modelNameOrPath, modelOptions);
+    try {
+      prepareProbabilisticModel(model, options, options.seed);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
     trainer = new Trainer(model, {
       schedule: { type: options.lrSchedulerType, learningRate: options.learningRate, totalSteps: maxSteps, warmupSteps: options.warmupSteps, warmupRatio: options.warmupRatio },
       optimizer: { beta1: options.adamBeta1, beta2: options.adamBeta2, eps: options.adamEpsilon, weightDecay: options.weightDecay, maxGradNorm: options.maxGradNorm },
@@ -234,6 +249,18 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     });
   }
   const model = trainer.model;
+  if (resumeDir) {
+    try {
+      prepareProbabilisticModel(model, options, options.seed);
+      if (model.film && !trainer.optimizer.filmM) throw new GrowlmError(op, `${resumeDir} holds a deterministic run: it cannot resume as a FiLM-Ensemble`);
+    } catch (err) {
+      trainer.dispose();
+      model.dispose();
+      throw err;
+    }
+  }
+  // Dropout masks come from the trainer's stream, saved in every checkpoint.
+  if (model.dropout > 0) model.setDropout(model.dropout, trainer.rng);
   const longest = Math.max(0, ...train.map((e) => e.ids.length), ...evalSet.map((e) => e.ids.length));
   if (longest > model.config.max_position_embeddings) {
     trainer.dispose();
