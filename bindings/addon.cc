@@ -36,6 +36,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEmbedding(env, exports);
   InitXent(env, exports);
   InitAdamw(env, exports);
+  InitEwc(env, exports);
   InitRng(env, exports);
   InitBaseline(env, exports);
   return exports;
