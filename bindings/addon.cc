@@ -37,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitXent(env, exports);
   InitAdamw(env, exports);
   InitEwc(env, exports);
+  InitDistill(env, exports);
   InitRng(env, exports);
   InitBaseline(env, exports);
   return exports;

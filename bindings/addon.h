@@ -33,6 +33,7 @@ void InitEmbedding(Napi::Env env, Napi::Object exports);
 void InitXent(Napi::Env env, Napi::Object exports);
 void InitAdamw(Napi::Env env, Napi::Object exports);
 void InitEwc(Napi::Env env, Napi::Object exports);
+void InitDistill(Napi::Env env, Napi::Object exports);
 void InitRng(Napi::Env env, Napi::Object exports);
 void InitBaseline(Napi::Env env, Napi::Object exports);
 

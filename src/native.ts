@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import type { AdamwBinding } from "./kernels/adamw.js";
 import type { AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
+import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
 import type { EmbeddingBinding } from "./kernels/embedding.js";
 import type { EwcBinding } from "./kernels/ewc.js";
@@ -58,6 +59,7 @@ export type Binding = CoreBinding &
   XentBinding &
   AdamwBinding &
   EwcBinding &
+  DistillBinding &
   RngBinding &
   BaselineBinding;
 

@@ -16,8 +16,10 @@
  * mass; with k >= V it is the full KL. Its gradient with respect to the logits z is
  *   ∂/∂z_j = T·(q_j − p_j)                  j in the top-k,
  *            T·q_j·(1 − p_rest / q_rest)    otherwise,
- * times α and the per-token weight. Memory: (8k + 4) bytes per distilled position plus 4 per
- * example, against 2 bytes per parameter for a bf16 teacher (and its forward every step).
+ * times α and the per-token weight. Both passes are the native distill kernels
+ * (src/kernels/distill.ts), which form the student's log-probabilities with exactly the
+ * teacher's operations. Memory: (8k + 4) bytes per distilled position plus 4 per example,
+ * against 2 bytes per parameter for a bf16 teacher (and its forward every step).
  *
  * The teacher pass runs over the micro-batches of the stage's first epoch exactly as training
  * builds them, so at the first step, where model and teacher are the same, the student's
@@ -32,8 +34,10 @@ import path from "node:path";
 import type { TokenizedExample } from "../data/collator.js";
 import { GrowlmError } from "../errors.js";
 import { stageWith } from "../io/atomic.js";
+import { distillStudent, distillTeacher } from "../kernels/distill.js";
 import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel, LogitsTerm } from "../model/llama.js";
+import { Tensor } from "../tensor.js";
 import type { Batch } from "../train/trainer.js";
 
 /** The teacher targets of a stage in progress. */
@@ -82,82 +86,6 @@ export function teacherTargetsBytes(t: TeacherTargets): number {
   return t.offsets.byteLength + t.ids.byteLength + t.logProbs.byteLength + t.logRest.byteLength;
 }
 
-/**
- * log-softmax of z/T in float64 (z float32): lse of u = z/T and the row's maximum.
- * @returns lse, so that log q_j = z_j/T − lse
- */
-function logSumExp(z: Float32Array, temperature: number): number {
-  let m = -Infinity;
-  for (let j = 0; j < z.length; j++) m = Math.max(m, z[j]! / temperature);
-  let s = 0;
-  for (let j = 0; j < z.length; j++) s += Math.exp(z[j]! / temperature - m);
-  return m + Math.log(s);
-}
-
-/**
- * The teacher's targets for one row of logits: the k most probable tokens (ties to the lower
- * id) with log-probabilities rounded to float32, and the log of the remaining mass.
- */
-export function teacherRow(z: Float32Array, temperature: number, k: number, ids: Int32Array, logProbs: Float32Array): number {
-  const V = z.length;
-  const lse = logSumExp(z, temperature);
-  // Partial selection: keep the k best in order (k is small next to V).
-  let filled = 0;
-  for (let j = 0; j < V; j++) {
-    const v = z[j]!;
-    if (filled === k && !(v > z[ids[k - 1]!]!)) continue;
-    let at = filled < k ? filled++ : k - 1;
-    while (at > 0 && v > z[ids[at - 1]!]!) {
-      ids[at] = ids[at - 1]!;
-      at--;
-    }
-    ids[at] = j;
-  }
-  const inTop = new Uint8Array(V);
-  for (let i = 0; i < k; i++) {
-    inTop[ids[i]!] = 1;
-    logProbs[i] = Math.fround(z[ids[i]!]! / temperature - lse);
-  }
-  let rest = 0;
-  for (let j = 0; j < V; j++) if (!inTop[j]) rest += Math.exp(z[j]! / temperature - lse);
-  return Math.fround(Math.log(rest));
-}
-
-/**
- * The coarsened KL(p_T ‖ q_T) of one row (see the module comment) and its gradient: adds
- * scale·T²·∂KL/∂z into `grad` (float32 [V]); returns T²·KL. Identical logits give exactly 0 for both.
- * @param z the student's logits [V]
- */
-export function distillRow(z: Float32Array, temperature: number, ids: Int32Array, logProbs: Float32Array, logRest: number, scale: number, grad: Float32Array): number {
-  const V = z.length;
-  const k = ids.length;
-  const lse = logSumExp(z, temperature);
-  const inTop = new Uint8Array(V);
-  let kl = 0;
-  const factor = scale * temperature; // T²·(1/T): the chain rule through z/T
-  for (let i = 0; i < k; i++) {
-    const j = ids[i]!;
-    inTop[j] = 1;
-    const lq = Math.fround(z[j]! / temperature - lse);
-    const lp = logProbs[i]!;
-    const p = Math.exp(lp);
-    kl += p * (lp - lq);
-    grad[j] = grad[j]! + factor * (Math.exp(lq) - p);
-  }
-  if (k === V) return temperature * temperature * kl;
-  let restQ = 0;
-  for (let j = 0; j < V; j++) if (!inTop[j]) restQ += Math.exp(z[j]! / temperature - lse);
-  // Floor the student's rest mass so that a teacher with mass outside the top-k never meets log 0.
-  const lqRest = Math.fround(Math.log(Math.max(restQ, Number.MIN_VALUE)));
-  const pRest = Math.exp(logRest);
-  if (pRest > 0) kl += pRest * (logRest - lqRest);
-  const ratio = Math.exp(logRest - lqRest);
-  for (let j = 0; j < V; j++) {
-    if (!inTop[j]) grad[j] = grad[j]! + factor * Math.exp(z[j]! / temperature - lse) * (1 - ratio);
-  }
-  return temperature * temperature * kl;
-}
-
 /** A micro-batch with, per row, the training example it holds (null: a replayed row, not distilled). */
 export interface TrackedBatch {
   batch: Batch;
@@ -187,22 +115,20 @@ export function computeTeacherTargets(model: LlamaModel, examples: readonly Toke
   const logRest = new Float32Array(P);
   const done = new Uint8Array(examples.length);
   let flops = 0;
+  const out = { ids: Tensor.wrap(ids, [P, k]), logProbs: Tensor.wrap(logProbs, [P, k]), logRest: Tensor.wrap(logRest, [P]) };
   for (const { batch, rows } of batches) {
     const [B, T] = batch.ids.shape as [number, number];
-    const { logits } = model.forward(batch.ids, { returnLogits: true });
-    const data = logits!.data;
     const labels = batch.labels.data as Int32Array;
+    const positions = new Int32Array(B * T).fill(-1);
     rows.forEach((example, b) => {
       if (example === null) return;
       if (done[example]) throw new GrowlmError(op, `example ${example} appears twice in the teacher pass`);
       done[example] = 1;
       let p = offsets[example]!;
-      for (let t = 0; t + 1 < T; t++) {
-        if (labels[b * T + t + 1] === -100) continue;
-        logRest[p] = teacherRow(data.subarray((b * T + t) * V, (b * T + t + 1) * V), key.temperature, k, ids.subarray(p * k, (p + 1) * k), logProbs.subarray(p * k, (p + 1) * k));
-        p++;
-      }
+      for (let t = 0; t + 1 < T; t++) if (labels[b * T + t + 1] !== -100) positions[b * T + t] = p++;
     });
+    const { logits } = model.forward(batch.ids, { returnLogits: true });
+    distillTeacher(out, logits!.reshape([B * T, V]), Tensor.wrap(positions), key.temperature);
     logits!.dispose();
     flops += (B * T * trainFlopsPerToken(model.config, T)) / 3;
   }
@@ -226,26 +152,15 @@ export function distillationTerm(targets: TeacherTargets, tracked: TrackedBatch,
     let p = targets.offsets[example]!;
     for (let t = 0; t + 1 < T; t++) if (labels[b * T + t + 1] !== -100) positionOf[b * T + t] = p++;
   });
-  const scale = alpha * tokenWeight;
+  const targetTensors = { ids: Tensor.wrap(targets.ids, [targets.logRest.length, k]), logProbs: Tensor.wrap(targets.logProbs, [targets.logRest.length, k]), logRest: Tensor.wrap(targets.logRest) };
+  const V = targets.vocabSize;
   return (rowStart, rows, logits, grad) => {
-    const V = targets.vocabSize;
-    let kl = 0;
-    let positions = 0;
-    for (let r = 0; r < rows; r++) {
-      const p = positionOf[rowStart + r]!;
-      if (p < 0) continue;
-      kl += distillRow(
-        logits.subarray(r * V, (r + 1) * V),
-        targets.temperature,
-        targets.ids.subarray(p * k, (p + 1) * k),
-        targets.logProbs.subarray(p * k, (p + 1) * k),
-        targets.logRest[p]!,
-        scale,
-        grad.subarray(r * V, (r + 1) * V),
-      );
-      positions++;
-    }
-    record(kl, positions);
+    const positions = positionOf.subarray(rowStart, rowStart + rows);
+    let count = 0;
+    for (const p of positions) if (p >= 0) count++;
+    if (count === 0) return;
+    const kl = distillStudent(Tensor.wrap(grad, [rows, V]), Tensor.wrap(logits, [rows, V]), targetTensors, Tensor.wrap(positions), targets.temperature, alpha * tokenWeight);
+    record(kl, count);
   };
 }
 

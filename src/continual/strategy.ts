@@ -20,7 +20,7 @@ import type { FlagSpec } from "../cli/hf-args.js";
 import type { LlamaModel, LlamaModelOptions } from "../model/llama.js";
 import { loadPretrained } from "../model/pretrained.js";
 import type { Batch, ObjectiveTerms } from "../train/trainer.js";
-import { EWC_FISHER_NAME, type FisherLabels, FISHER_LABELS, EwcRegularizer, accumulateFisher, estimateFisher, writeFisher } from "./ewc.js";
+import { type FisherLabels, FISHER_LABELS, EwcRegularizer, accumulateFisher, estimateFisher, writeFisher } from "./ewc.js";
 import {
   LWF_TARGETS_NAME,
   type TeacherTargets,
@@ -362,6 +362,3 @@ export class ContinualStrategy {
     this.targets = null;
   }
 }
-
-/** The files a stage folder may hold for the next stage's strategies. */
-export const STRATEGY_STATE_FILES: readonly string[] = [REPLAY_BUFFER_NAME, EWC_FISHER_NAME, STRATEGY_RECORD_NAME];

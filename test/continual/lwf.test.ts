@@ -1,95 +1,17 @@
-/** LwF: the teacher's top-k targets, the distillation loss and its gradient, and the first step of a stage. */
+/** LwF in a stage: the targets file, and the first step of a stage (the kernels' arithmetic is tested in test/kernels/distill.test.ts). */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 
-import { type TeacherTargets, distillRow, readTeacherTargets, teacherRow, writeTeacherTargets } from "../../src/continual/lwf.js";
+import { type TeacherTargets, readTeacherTargets, writeTeacherTargets } from "../../src/continual/lwf.js";
 import { loadPretrained } from "../../src/model/pretrained.js";
 import { type FinetuneOptions, type LogRecord, finetune } from "../../src/train/finetune.js";
-import { expectBitwiseEqual, expectClose, finiteDifferences, randomF32, randomInts } from "../helpers/reference.js";
+import { expectBitwiseEqual, randomF32, randomInts } from "../helpers/reference.js";
 import { tinyOptions, writeArithmetic, writeTinyModel } from "../helpers/tiny-finetune.js";
 
-// distillRow rounds the student's log-probabilities to float32 (as the stored teacher's are):
-// 2^-24·|log q| relative in each q, about 1e-6 of the gradient's scale.
-const GRAD_RTOL = 1e-5;
-
-/** T²·KL between the teacher's distribution coarsened to `top` plus a rest bucket, and the student's, in float64. */
-function coarsenedKl(teacher: Float64Array, student: Float64Array, T: number, top: readonly number[]): number {
-  const soft = (z: Float64Array): Float64Array => {
-    const u = z.map((v) => v / T);
-    const m = Math.max(...u);
-    const e = u.map((v) => Math.exp(v - m));
-    const s = e.reduce((a, b) => a + b, 0);
-    return e.map((v) => v / s);
-  };
-  const p = soft(teacher);
-  const q = soft(student);
-  let kl = 0;
-  let pRest = 1;
-  let qRest = 1;
-  for (const j of top) {
-    kl += p[j]! * Math.log(p[j]! / q[j]!);
-    pRest -= p[j]!;
-    qRest -= q[j]!;
-  }
-  if (top.length < teacher.length) kl += pRest * Math.log(pRest / qRest);
-  return T * T * kl;
-}
-
 describe("LwF distillation", () => {
-  test("the teacher's row keeps its k most probable tokens in order with log-probabilities at T and the log of the rest", () => {
-    const V = 40;
-    const z = randomF32(V, 1, -3, 3);
-    z[7] = z[3]!; // a tie: the lower id first
-    const k = 6;
-    const ids = new Int32Array(k);
-    const logProbs = new Float32Array(k);
-    const T = 1.5;
-    const logRest = teacherRow(z, T, k, ids, logProbs);
-    const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => z[b]! - z[a]! || a - b);
-    expect(Array.from(ids)).toEqual(order.slice(0, k));
-    const u = Array.from(z, (v) => v / T);
-    const lse = Math.log(u.reduce((s, v) => s + Math.exp(v), 0));
-    expectClose(logProbs, order.slice(0, k).map((j) => u[j]! - lse), 1e-6, "top-k log-probabilities");
-    expectClose([logRest], [Math.log(order.slice(k).reduce((s, j) => s + Math.exp(u[j]! - lse), 0))], 1e-6, "log of the rest");
-  });
-
-  test.each([
-    ["top-k of the vocabulary", 5],
-    ["the full distribution", 24],
-  ])("with %s the loss is the coarsened KL·T² and its gradient matches finite differences", (_, k) => {
-    const V = 24;
-    const T = 2;
-    const teacher = randomF32(V, 2, -2, 2);
-    const student = randomF32(V, 3, -2, 2);
-    const ids = new Int32Array(k);
-    const logProbs = new Float32Array(k);
-    const logRest = teacherRow(teacher, T, k, ids, logProbs);
-    const grad = new Float32Array(V);
-    const scale = 0.7;
-    const loss = distillRow(student, T, ids, logProbs, logRest, scale, grad);
-    const reference = (z: Float64Array): number => coarsenedKl(Float64Array.from(teacher), z, T, Array.from(ids));
-    expectClose([loss], [reference(Float64Array.from(student))], 1e-5, "T²·KL");
-    const fd = finiteDifferences((z) => scale * reference(z), Float64Array.from(student), 1e-4);
-    expectClose(grad, fd, GRAD_RTOL, "∂(scale·T²·KL)/∂z vs finite differences");
-  });
-
-  test("identical logits give exactly zero loss and gradient", () => {
-    const V = 50;
-    const z = randomF32(V, 4, -4, 4);
-    for (const k of [3, V]) {
-      const ids = new Int32Array(k);
-      const logProbs = new Float32Array(k);
-      const logRest = teacherRow(z, 2, k, ids, logProbs);
-      const grad = randomF32(V, 5);
-      const before = Float32Array.from(grad);
-      expect(distillRow(z, 2, ids, logProbs, logRest, 1, grad)).toBe(0);
-      expectBitwiseEqual(grad, before, `gradient untouched (k = ${k})`);
-    }
-  });
-
   describe("targets file", () => {
     let dir: string;
     beforeEach(() => {
