@@ -17,8 +17,8 @@
  * other (every pair, in B and in the reference), so one sees whether stacked copies drift
  * apart.
  *
- * Checkpoints are read tensor by tensor (at most three tensors in memory: B's, its reference,
- * and another copy's), never two whole models.
+ * Checkpoints are read tensor by tensor (at most four tensors in memory: two copies' in B and
+ * their references), never two whole models.
  */
 import fs from "node:fs";
 import path from "node:path";

@@ -258,13 +258,21 @@ export class ContinualStrategy {
     }
     // Before the first step the model is the teacher; a resumed model is not: reload the start.
     const teacher = ctx.resumed ? loadPretrained(ctx.fromDir, ctx.modelOptions) : ctx.model;
-    try {
-      const batches = ctx.firstEpoch.map((rows, m) => this.#build(rows, m));
-      const pass = computeTeacherTargets(teacher, ctx.train, batches, key);
-      for (const b of batches) {
-        b.batch.ids.dispose();
-        b.batch.labels.dispose();
+    const build = (rows: readonly number[], micro: number): TrackedBatch => this.#build(rows, micro);
+    // The first epoch's micro-batches exactly as training builds them, one at a time.
+    function* firstEpoch(): Generator<TrackedBatch> {
+      for (const [micro, rows] of ctx.firstEpoch.entries()) {
+        const tracked = build(rows, micro);
+        try {
+          yield tracked;
+        } finally {
+          tracked.batch.ids.dispose();
+          tracked.batch.labels.dispose();
+        }
       }
+    }
+    try {
+      const pass = computeTeacherTargets(teacher, ctx.train, firstEpoch(), key);
       this.targets = pass.targets;
       this.overheadFlops += pass.flops;
     } finally {
