@@ -44,6 +44,8 @@ export {
   type AdamwSegment,
   type AdamwState,
 } from "./kernels/adamw.js";
+export { ewcFisherAccumulate, ewcPenalty, type EwcState } from "./kernels/ewc.js";
+export { distillStudent, distillTeacher, type DistillTargets } from "./kernels/distill.js";
 export { dropout, fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
 
 export { LLAMA_DEFAULTS, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from "./model/config.js";
@@ -54,6 +56,7 @@ export {
   type ForwardOptions,
   type ForwardResult,
   type LlamaModelOptions,
+  type LogitsTerm,
   type MatmulPrecision,
 } from "./model/llama.js";
 export { loadPretrained, savePretrained, type SavePretrainedOptions } from "./model/pretrained.js";
@@ -103,7 +106,7 @@ export {
 
 export { LR_SCHEDULER_TYPES, LrSchedule, type LrScheduleConfig, type LrSchedulerType } from "./train/lr.js";
 export { AdamW, type AdamwOptions, type StepStats } from "./train/optimizer.js";
-export { Trainer, countedTokens, type Batch, type StepResult, type TrainerOptions } from "./train/trainer.js";
+export { Trainer, countedTokens, type Batch, type ObjectiveTerms, type StepResult, type TrainerOptions } from "./train/trainer.js";
 export { RandomStream, type RandomState } from "./train/random.js";
 export { DEPTH_OPERATORS, planDepth, type DepthGrowthOptions, type DepthOperator, type LayerInit, type LayerOrder, type LayerSource } from "./growth/depth.js";
 export {
@@ -296,3 +299,55 @@ export {
   type ProbabilisticFinetuneOptions,
   type ProbabilisticMethod,
 } from "./probabilistic/finetune-mode.js";
+export {
+  STRATEGY_DEFAULTS,
+  STRATEGY_FLAGS,
+  STRATEGY_NAMES,
+  ContinualStrategy,
+  checkStrategyOptions,
+  describeStrategy,
+  parseStrategyNames,
+  type StrategyContext,
+  type StrategyName,
+  type StrategyOptions,
+  type StrategyRecord,
+} from "./continual/strategy.js";
+export { REPLAY_BUFFER_NAME, REPLAY_POLICIES, ReplayBuffer, ReplaySchedule, balancedShares, type ReplayExample, type ReplayPolicy } from "./continual/replay.js";
+export {
+  EWC_FISHER_NAME,
+  FISHER_LABELS,
+  EwcRegularizer,
+  accumulateFisher,
+  estimateFisher,
+  readFisher,
+  writeFisher,
+  type FisherEstimate,
+  type FisherLabels,
+  type FisherOptions,
+  type FisherRecord,
+} from "./continual/ewc.js";
+export {
+  LWF_TARGETS_NAME,
+  computeTeacherTargets,
+  distillationTerm,
+  readTeacherTargets,
+  writeTeacherTargets,
+  type TeacherTargets,
+  type TeacherTargetsKey,
+  type TrackedBatch,
+} from "./continual/lwf.js";
+export {
+  copiesHeatmap,
+  diffCheckpoints,
+  driftHeatmap,
+  driftJson,
+  summarizeDrift,
+  type CopyDrift,
+  type DiffOptions,
+  type DriftMeasures,
+  type DriftReport,
+  type DriftSummary,
+  type LayerDrift,
+  type ModuleDrift,
+  type TensorDrift,
+} from "./continual/drift.js";

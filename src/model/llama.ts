@@ -103,6 +103,16 @@ export interface ForwardResult {
   logits?: Tensor<"float32">;
 }
 
+/**
+ * An extra term of the objective that depends on the logits (a distillation loss): called for
+ * each chunk of rows the head computes, with the chunk's float32 logits [rows, V] (read only;
+ * rows rowStart .. rowStart + rows − 1 of the flattened [B·T] positions) and a float32 [rows, V]
+ * buffer of zeros, into which it writes ∂term/∂logits. The model adds that to the
+ * cross-entropy's logit gradient before the head's backward. Only for the plain model: a FiLM
+ * ensemble's training rows are its members' replicas, which a term does not know.
+ */
+export type LogitsTerm = (rowStart: number, rows: number, logits: Float32Array, grad: Float32Array) => void;
+
 export interface BackwardOptions {
   /**
    * Weight of each counted token's NLL in the differentiated objective: grads += ∂(lossWeight ·
@@ -110,6 +120,8 @@ export interface BackwardOptions {
    * micro-batches passes 1 / (tokens counted in all of them).
    */
   lossWeight?: number;
+  /** An extra logits term differentiated with the loss (see LogitsTerm). */
+  logitsTerm?: LogitsTerm;
 }
 
 type F32 = Float32Array;
@@ -328,6 +340,8 @@ export class LlamaModel {
   readonly headChunkRows: number;
   #bf16Stale = true;
   #workspace: Workspace | null = null;
+  /** The gradient buffer [headChunkRows, V] of a LogitsTerm, allocated on first use. */
+  #termGrad: Tensor<"float32"> | null = null;
   #decode: DecodeWorkspace | null = null;
   /**
    * What the last forward with labels saved for backward; null when there is nothing to
@@ -538,7 +552,7 @@ export class LlamaModel {
     if (pending.version !== this.#version) throw new GrowlmError(op, "the parameters changed since the forward");
     const weight = options.lossWeight ?? 1 / pending.count;
     if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
-    this.#head(ws, pending.B * pending.T, true, weight / pending.members, null);
+    this.#head(ws, pending.B * pending.T, true, weight / pending.members, null, options.logitsTerm);
     this.#backwardLayers();
   }
 
@@ -783,6 +797,7 @@ export class LlamaModel {
     if (backward !== null && !labels) throw new GrowlmError(op, "labels are required for the backward");
     // K members run every row: rows b·K + k (K = 1: the plain model, nothing replicated).
     const K = backward !== null ? (this.#film?.ensembleSize ?? 1) : this.inferenceMembers;
+    if (K > 1 && backward?.logitsTerm) throw new GrowlmError(op, `a logits term needs the plain model, but this one trains a FiLM ensemble of ${K} members`);
     const B = logical.B * K;
     const ids = K === 1 ? logical.data : replicateRows(logical.data, logical.B, T, K);
     const dropping = this.#dropoutP > 0 && (backward !== null || this.#mcDropout !== null);
@@ -829,7 +844,7 @@ export class LlamaModel {
     }
     const logits = options.returnLogits ? Tensor.empty(K === 1 ? [logical.B, T, V] : [logical.B, K, T, V]) : null;
     // Each member's token counts 1/K of its sample's weight: the mean over members.
-    const lossSum = this.#head(ws, N, labels !== null, weight === null ? null : weight / K, logits) / K;
+    const lossSum = this.#head(ws, N, labels !== null, weight === null ? null : weight / K, logits, backward?.logitsTerm) / K;
     this.#pending = labels ? { ids, positions, B, T, count, headDone: weight !== null, version: this.#version, members: K, dropout } : null;
     const result: ForwardResult = { loss: labels ? lossSum / count : Number.NaN, lossSum: labels ? lossSum : Number.NaN, count, members: K };
     if (labels && K === 1) result.tokenLosses = ws.tokenLosses;
@@ -904,7 +919,7 @@ export class LlamaModel {
    * head's backward: ws.dres = ∂/∂hf, the head weight's gradient accumulated.
    * @returns the summed NLL (float64)
    */
-  #head(ws: Workspace, N: number, withLoss: boolean, weight: number | null, logitsOut: Tensor | null): number {
+  #head(ws: Workspace, N: number, withLoss: boolean, weight: number | null, logitsOut: Tensor | null, term?: LogitsTerm): number {
     const cfg = this.config;
     const V = cfg.vocab_size;
     const C = cfg.hidden_size;
@@ -923,7 +938,19 @@ export class LlamaModel {
       const lse = ws.headLse.subarray(0, rows);
       lossSum += binding.crossEntropyForward(tokenLosses.subarray(r0, r0 + rows), lse, logits, targets, rows, V, -100).lossSum;
       if (weight === null || !dW) continue;
+      let termGrad: F32 | null = null;
+      if (term) {
+        this.#termGrad ??= Tensor.empty([ws.headRows * V]);
+        if (this.#termGrad.numel < rows * V) {
+          this.#termGrad.dispose();
+          this.#termGrad = Tensor.empty([ws.headRows * V]);
+        }
+        termGrad = this.#termGrad.data.subarray(0, rows * V);
+        termGrad.fill(0);
+        term(r0, rows, logits, termGrad);
+      }
       binding.crossEntropyBackward(logits, logits, lse, targets, rows, V, -100, weight);
+      if (termGrad) binding.add(logits, logits, termGrad, rows * V);
       const dlogits = this.#operand(logits, ws.headLogitsB ? ws.headLogitsB.subarray(0, rows * V) : null, rows * V);
       gemm(false, false, rows, C, V, dlogits, W, 0, ws.dtmp.subarray(r0 * C, (r0 + rows) * C));
       gemm(true, false, V, C, rows, dlogits, hf.subarray(r0 * C, (r0 + rows) * C), 1, dW);
@@ -1023,6 +1050,8 @@ export class LlamaModel {
     this.#workspace = null;
     this.#decode?.dispose();
     this.#decode = null;
+    this.#termGrad?.dispose();
+    this.#termGrad = null;
     this.params.dispose();
     this.grads.dispose();
     this.paramsBf16?.dispose();

@@ -2,6 +2,7 @@
  * TrainingArguments by their Hugging Face names: the table that maps `growlm finetune`'s flags
  * and a continual scenario's per-stage "training" objects onto FinetuneOptions.
  */
+import { STRATEGY_FLAGS } from "../continual/strategy.js";
 import { PROMPT_FORMATS } from "../data/prompts.js";
 import { GrowlmError } from "../errors.js";
 import type { FlagSpec } from "../cli/hf-args.js";
@@ -56,6 +57,7 @@ export const TRAINING_FLAGS: Record<string, FlagSpec & { field: keyof FinetuneOp
   film_init_gain: { kind: "float", field: "filmInitGain" },
   dropout: { kind: "float", field: "dropout" },
   mc_samples: { kind: "int", field: "mcSamples" },
+  ...STRATEGY_FLAGS,
 };
 
 

@@ -13,6 +13,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
+import { ContinualStrategy, STRATEGY_DEFAULTS, type StrategyOptions, checkStrategyOptions } from "../continual/strategy.js";
 import { collate, epochOrder, tokenizeExample, type TokenizedExample } from "../data/collator.js";
 import { readDataset } from "../data/dataset.js";
 import type { PromptFormat } from "../data/prompts.js";
@@ -32,9 +33,10 @@ export type IntervalStrategy = "no" | "steps" | "epoch";
 
 /**
  * TrainingArguments (and the study's data arguments) in camelCase, with their defaults below;
- * the probabilistic mode's options come from src/probabilistic/finetune-mode.ts.
+ * the probabilistic mode's options come from src/probabilistic/finetune-mode.ts, the
+ * continual-learning strategy's from src/continual/strategy.ts.
  */
-export interface FinetuneOptions extends ProbabilisticFinetuneOptions {
+export interface FinetuneOptions extends ProbabilisticFinetuneOptions, StrategyOptions {
   modelNameOrPath: string;
   dataset: string;
   datasetFormat: PromptFormat;
@@ -78,6 +80,7 @@ export interface FinetuneOptions extends ProbabilisticFinetuneOptions {
 }
 
 export const FINETUNE_DEFAULTS: Omit<FinetuneOptions, "modelNameOrPath" | "dataset" | "outputDir"> = {
+  ...STRATEGY_DEFAULTS,
   datasetFormat: "none",
   numTrainEpochs: 3,
   maxSteps: -1,
@@ -137,6 +140,8 @@ export interface FinetuneResult {
   /** Tokens the steps of this call processed (padding excluded) and their training FLOPs (flops.ts). */
   trainTokens: number;
   trainFlops: number;
+  /** FLOPs of the continual-learning strategy outside the steps (EWC's Fisher passes, LwF's teacher pass). */
+  strategyFlops: number;
   /** The checkpoint folders present at the end. */
   checkpoints: string[];
 }
@@ -166,6 +171,7 @@ function check(options: FinetuneOptions): void {
   if (options.saveTotalLimit !== null && (!Number.isSafeInteger(options.saveTotalLimit) || options.saveTotalLimit < 1)) {
     throw new GrowlmError(op, `save_total_limit must be a positive integer but is ${options.saveTotalLimit}`);
   }
+  checkStrategyOptions(op, options);
 }
 
 /** Token-weighted mean NLL of `examples` under `model` (no gradients). */
@@ -261,6 +267,8 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   }
   // Dropout masks come from the trainer's stream, saved in every checkpoint.
   if (model.dropout > 0) model.setDropout(model.dropout, trainer.rng);
+  // Where this model comes from, as transformers records it: drift diagnostics follow it to a growth record.
+  model.config.metadata._name_or_path = path.resolve(options.modelNameOrPath);
   const longest = Math.max(0, ...train.map((e) => e.ids.length), ...evalSet.map((e) => e.ids.length));
   if (longest > model.config.max_position_embeddings) {
     trainer.dispose();
@@ -280,6 +288,15 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
 
   // The micro-batches of step s: the order of its epoch is a function of (seed, epoch) only.
   const lengths = train.map((e) => e.ids.length);
+  let strategy: ContinualStrategy | null = null;
+  if (options.doTrain && options.clStrategy !== "naive") {
+    const firstOrder = epochOrder(lengths, bs, new RandomStream(options.seed, 0), options.groupByLength);
+    strategy = ContinualStrategy.open(options, {
+      model, train, padId, fromDir: options.modelNameOrPath, outputDir: options.outputDir, dataset: options.dataset, seed: options.seed, batchSize: bs,
+      firstEpoch: Array.from({ length: microPerEpoch }, (_, m) => firstOrder.slice(m * bs, (m + 1) * bs)),
+      modelOptions, resumed: resumeDir !== null,
+    });
+  }
   let orderEpoch = -1;
   let order: number[] = [];
   const microBatchesOf = (step: number): Batch[] => {
@@ -291,7 +308,8 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     const first = (step % stepsPerEpoch) * ga;
     const batches: Batch[] = [];
     for (let m = first; m < Math.min(first + ga, microPerEpoch); m++) {
-      batches.push(collate(order.slice(m * bs, (m + 1) * bs).map((i) => train[i]!), padId));
+      const rows = order.slice(m * bs, (m + 1) * bs);
+      batches.push(strategy ? strategy.collate(rows, epoch * microPerEpoch + m) : collate(rows.map((i) => train[i]!), padId));
     }
     return batches;
   };
@@ -346,7 +364,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
         trainTokens += real;
         trainFlops += B * T * trainFlopsPerToken(model.config, T);
       }
-      const r = trainer.trainStep(batches);
+      const r = trainer.trainStep(batches, strategy?.objective(batches));
       for (const b of batches) {
         b.ids.dispose();
         b.labels.dispose();
@@ -367,6 +385,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
           epoch: epochOf(r.step),
           step: r.step,
           tokens_per_second: windowTokens / ((now - windowStart) / 1000),
+          ...strategy?.takeLogFields(),
         });
         windowLoss = 0;
         windowSteps = 0;
@@ -388,6 +407,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     // The final model, as Trainer.save_model writes it, next to the checkpoints.
     savePretrained(model, options.outputDir, { dtype: "float32" });
     for (const file of tokenizerFiles(tokenizerDir)) fs.copyFileSync(file, path.join(options.outputDir, path.basename(file)));
+    strategy?.finish();
   }
   const evalLoss = options.doEval ? runEval() : Number.NaN;
   const result: FinetuneResult = {
@@ -397,8 +417,10 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     logHistory,
     trainTokens,
     trainFlops,
+    strategyFlops: strategy?.overheadFlops ?? 0,
     checkpoints: listCheckpoints(options.outputDir),
   };
+  strategy?.dispose();
   trainer.dispose();
   model.dispose();
   return result;

@@ -9,7 +9,7 @@
  * as large, and data-parallel ranks can split a batch without changing the result.
  */
 import { GrowlmError } from "../errors.js";
-import type { LlamaModel } from "../model/llama.js";
+import type { LlamaModel, LogitsTerm } from "../model/llama.js";
 import type { Tensor } from "../tensor.js";
 import { type LrScheduleConfig, LrSchedule } from "./lr.js";
 import { AdamW, type AdamwOptions } from "./optimizer.js";
@@ -33,6 +33,19 @@ export interface TrainerOptions {
    * or to continue the schedule with a fresh optimizer (a negative offset).
    */
   scheduleOffset?: number;
+}
+
+/**
+ * Terms a continual-learning strategy adds to the objective of one step (src/continual/
+ * strategy.ts): a logits term per micro-batch (distillation, weighted per token like the NLL)
+ * and a parameter-space term (EWC) whose gradient is added once after every micro-batch's
+ * backward, before clipping and the update.
+ */
+export interface ObjectiveTerms {
+  /** The logits term of micro-batch `index` given the step's per-token weight, or null for none. */
+  logitsTerm?(index: number, tokenWeight: number): LogitsTerm | null;
+  /** Adds the term's gradient into model.grads. */
+  addParameterTerm?(): void;
 }
 
 export interface StepResult {
@@ -79,17 +92,19 @@ export class Trainer {
     return this.optimizer.step;
   }
 
-  /** One optimizer step over `microBatches` (accumulated). */
-  trainStep(microBatches: readonly Batch[]): StepResult {
+  /** One optimizer step over `microBatches` (accumulated), with a strategy's extra `terms`. */
+  trainStep(microBatches: readonly Batch[], terms: ObjectiveTerms = {}): StepResult {
     if (microBatches.length === 0) throw new GrowlmError("Trainer.trainStep", "no micro-batch given");
     const tokens = microBatches.reduce((n, b) => n + countedTokens(b.labels), 0);
     if (tokens === 0) throw new GrowlmError("Trainer.trainStep", "no label in the batch counts (all -100)");
     const model = this.model;
     model.zeroGrad();
     let lossSum = 0;
-    for (const batch of microBatches) {
-      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens }).lossSum;
+    for (const [index, batch] of microBatches.entries()) {
+      const logitsTerm = terms.logitsTerm?.(index, 1 / tokens) ?? null;
+      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens, ...(logitsTerm ? { logitsTerm } : {}) }).lossSum;
     }
+    terms.addParameterTerm?.();
     const position = this.optimizer.step - this.scheduleOffset;
     if (position < 0) {
       throw new GrowlmError("Trainer.trainStep", `the schedule position optimizer.step − scheduleOffset = ${this.optimizer.step} − ${this.scheduleOffset} is negative`);
