@@ -36,6 +36,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEmbedding(env, exports);
   InitXent(env, exports);
   InitAdamw(env, exports);
+  InitEwc(env, exports);
+  InitDistill(env, exports);
   InitRng(env, exports);
   InitBaseline(env, exports);
   return exports;

@@ -32,6 +32,8 @@ void InitSwiglu(Napi::Env env, Napi::Object exports);
 void InitEmbedding(Napi::Env env, Napi::Object exports);
 void InitXent(Napi::Env env, Napi::Object exports);
 void InitAdamw(Napi::Env env, Napi::Object exports);
+void InitEwc(Napi::Env env, Napi::Object exports);
+void InitDistill(Napi::Env env, Napi::Object exports);
 void InitRng(Napi::Env env, Napi::Object exports);
 void InitBaseline(Napi::Env env, Napi::Object exports);
 

@@ -56,11 +56,61 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// rmsnormFilmForward(out, rstd, inp, weight, gamma, beta, N, C, group, M, eps)
+Napi::Value RmsnormFilmForward(const Napi::CallbackInfo& info) {
+  Args args(info, "rmsnormFilmForward", 11);
+  const int64_t N = args.size(6, "N", 0);
+  const int64_t C = args.size(7, "C", 1);
+  const int64_t group = args.size(8, "group", 1);
+  const int64_t M = args.size(9, "M", 1);
+  const float eps = positive_eps(args, 10);
+  const int64_t NC = args.count("N, C", {N, C});
+  const int64_t MC = args.count("M, C", {M, C});
+  const ShapeText nc = shape("N, C", {N, C});
+  const ShapeText mc = shape("M, C", {M, C});
+  float* out = args.f32(0, "out", NC, nc);
+  float* rstd = args.f32(1, "rstd", N, shape("N", {N}));
+  const float* inp = args.f32(2, "inp", NC, nc);
+  const float* weight = args.f32(3, "weight", C, shape("C", {C}));
+  const float* gamma = args.f32(4, "gamma", MC, mc);
+  const float* beta = args.f32(5, "beta", MC, mc);
+  rmsnorm_film_forward(out, rstd, inp, weight, gamma, beta, N, C, group, M, eps, context(info.Env()));
+  return info.Env().Undefined();
+}
+
+// rmsnormFilmBackward(dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma, rstd, N, C, group, M)
+Napi::Value RmsnormFilmBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "rmsnormFilmBackward", 13);
+  const int64_t N = args.size(9, "N", 0);
+  const int64_t C = args.size(10, "C", 1);
+  const int64_t group = args.size(11, "group", 1);
+  const int64_t M = args.size(12, "M", 1);
+  const int64_t NC = args.count("N, C", {N, C});
+  const int64_t MC = args.count("M, C", {M, C});
+  const ShapeText nc = shape("N, C", {N, C});
+  const ShapeText mc = shape("M, C", {M, C});
+  const ShapeText c = shape("C", {C});
+  float* dinp = args.f32(0, "dinp", NC, nc);
+  float* dweight = args.f32(1, "dweight", C, c);
+  float* dgamma = args.f32(2, "dgamma", MC, mc);
+  float* dbeta = args.f32(3, "dbeta", MC, mc);
+  const float* dout = args.f32(4, "dout", NC, nc);
+  const float* inp = args.f32(5, "inp", NC, nc);
+  const float* weight = args.f32(6, "weight", C, c);
+  const float* gamma = args.f32(7, "gamma", MC, mc);
+  const float* rstd = args.f32(8, "rstd", N, shape("N", {N}));
+  rmsnorm_film_backward(dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma, rstd, N, C, group, M,
+                        context(info.Env()));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitNorm(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "rmsnormForward", RmsnormForward);
   bind(env, exports, "rmsnormBackward", RmsnormBackward);
+  bind(env, exports, "rmsnormFilmForward", RmsnormFilmForward);
+  bind(env, exports, "rmsnormFilmBackward", RmsnormFilmBackward);
 }
 
 }  // namespace growlm::bindings

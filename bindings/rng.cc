@@ -58,6 +58,27 @@ Napi::Value RngNormal(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// rngDropout(out, inp, rows, C, p, seed, rowOffsets: BigInt64Array [rows], read as unsigned)
+Napi::Value RngDropout(const Napi::CallbackInfo& info) {
+  Args args(info, "rngDropout", 7);
+  const int64_t rows = args.size(2, "rows", 0);
+  const int64_t C = args.size(3, "C", 1);
+  const double p = args.finite(4, "p");
+  // p < 1 also after rounding to fp32, so the scale 1 / (1 − p) stays finite.
+  if (!(p >= 0.0 && static_cast<float>(p) < 1.0f)) {
+    args.range_error("expected \"p\" in [0, 1) (in fp32) but received " + std::to_string(p));
+  }
+  const uint64_t seed = u64(args, info, 5, "seed");
+  const int64_t n = args.count("rows, C", {rows, C});
+  const ShapeText rc = shape("rows, C", {rows, C});
+  float* out = args.f32(0, "out", n, rc);
+  const float* inp = args.f32(1, "inp", n, rc);
+  const int64_t* offsets = args.i64(6, "rowOffsets", rows, shape("rows", {rows}));
+  rng_dropout(out, inp, rows, C, static_cast<float>(p), seed, reinterpret_cast<const uint64_t*>(offsets),
+              context(info.Env()));
+  return info.Env().Undefined();
+}
+
 // philox4x32(counter: Uint32Array [4], key: Uint32Array [2]) -> Uint32Array [4]: the raw
 // block, for known-answer tests.
 Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
@@ -86,6 +107,7 @@ void InitRng(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "rngUniform", RngUniform);
   bind(env, exports, "rngNormal", RngNormal);
   bind(env, exports, "philox4x32", Philox4x32);
+  bind(env, exports, "rngDropout", RngDropout);
 }
 
 }  // namespace growlm::bindings

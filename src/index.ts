@@ -24,7 +24,7 @@ export {
   type AttentionCachedOptions,
   type AttentionForwardOptions,
 } from "./kernels/attention.js";
-export { rmsnormBackward, rmsnormForward } from "./kernels/norm.js";
+export { rmsnormBackward, rmsnormFilmBackward, rmsnormFilmForward, rmsnormForward } from "./kernels/norm.js";
 export { ropeBackward, ropeForward } from "./kernels/rope.js";
 export { swigluBackward, swigluForward } from "./kernels/swiglu.js";
 export { embeddingBackward, embeddingForward } from "./kernels/embedding.js";
@@ -44,7 +44,9 @@ export {
   type AdamwSegment,
   type AdamwState,
 } from "./kernels/adamw.js";
-export { fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
+export { ewcFisherAccumulate, ewcPenalty, type EwcState } from "./kernels/ewc.js";
+export { distillStudent, distillTeacher, type DistillTargets } from "./kernels/distill.js";
+export { dropout, fillNormal, fillUniform, rand, randn, type NormalOptions, type RngStream, type UniformOptions } from "./kernels/rng.js";
 
 export { LLAMA_DEFAULTS, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from "./model/config.js";
 export { LAYER_KINDS, ParamLayout, layerParamName, parameterSpecs, type ModuleKind, type ParamEntry, type ParamSpec } from "./model/params.js";
@@ -54,6 +56,7 @@ export {
   type ForwardOptions,
   type ForwardResult,
   type LlamaModelOptions,
+  type LogitsTerm,
   type MatmulPrecision,
 } from "./model/llama.js";
 export { loadPretrained, savePretrained, type SavePretrainedOptions } from "./model/pretrained.js";
@@ -103,7 +106,7 @@ export {
 
 export { LR_SCHEDULER_TYPES, LrSchedule, type LrScheduleConfig, type LrSchedulerType } from "./train/lr.js";
 export { AdamW, type AdamwOptions, type StepStats } from "./train/optimizer.js";
-export { Trainer, countedTokens, type Batch, type StepResult, type TrainerOptions } from "./train/trainer.js";
+export { Trainer, countedTokens, type Batch, type ObjectiveTerms, type StepResult, type TrainerOptions } from "./train/trainer.js";
 export { RandomStream, type RandomState } from "./train/random.js";
 export {
   COMM_BACKENDS,
@@ -257,3 +260,112 @@ export {
 export { ModelScorer, type ModelScorerOptions } from "./eval/model-scorer.js";
 export { BUILTIN_TASKS } from "./eval/tasks/registry.js";
 export { PythonRandom } from "./eval/python-random.js";
+
+// Probabilistic fine-tuning: FiLM-Ensemble, MC dropout, calibration and temperature scaling.
+export { FilmEnsemble, filmSites, initializeFilm, xavierUniformBound, type FilmSite } from "./probabilistic/film.js";
+export { samplingDropoutDraw, trainingDropoutDraw, trainingDropoutElements, type DropoutDraw } from "./probabilistic/mc-dropout.js";
+export {
+  ECE_BINS,
+  PROBABILITY_FLOOR,
+  TemperatureData,
+  UncertaintyAccumulator,
+  averageProbabilities,
+  brierScore,
+  classificationUncertainty,
+  entropy,
+  entropyDecomposition,
+  expectedCalibrationError,
+  fitTemperature,
+  logMeanProbability,
+  sequenceUncertainty,
+  softmax,
+  type CalibrationBin,
+  type CalibrationError,
+  type EntropyDecomposition,
+  type SequenceUncertainty,
+  type TemperatureFit,
+  type UncertaintySummary,
+} from "./probabilistic/calibration.js";
+export {
+  MAX_TEMPERATURE_VALUES,
+  choiceTemperatureData,
+  fitTokenTemperature,
+  multipleChoiceUncertainty,
+  teacherForcedUncertainty,
+  type ChoiceDocument,
+  type SequenceSummary,
+  type TeacherForcedOptions,
+  type TeacherForcedUncertainty,
+} from "./probabilistic/evaluate.js";
+export {
+  FILM_WEIGHTS_NAME,
+  PROBABILISTIC_CONFIG_NAME,
+  loadProbabilistic,
+  probabilisticConfigOf,
+  readProbabilisticConfig,
+  saveProbabilistic,
+  type ProbabilisticConfig,
+} from "./probabilistic/checkpoint.js";
+export { EXPORT_FORMATS, exportMember, maxAbsBeta, memberDeviation, type ExportFormat, type MemberDeviation } from "./probabilistic/export.js";
+export {
+  DEFAULT_ENSEMBLE_SIZE,
+  DEFAULT_FILM_INIT_GAIN,
+  DEFAULT_MC_SAMPLES,
+  PROBABILISTIC_METHODS,
+  methodOf,
+  prepareProbabilisticModel,
+  type ProbabilisticFinetuneOptions,
+  type ProbabilisticMethod,
+} from "./probabilistic/finetune-mode.js";
+export {
+  STRATEGY_DEFAULTS,
+  STRATEGY_FLAGS,
+  STRATEGY_NAMES,
+  ContinualStrategy,
+  checkStrategyOptions,
+  describeStrategy,
+  parseStrategyNames,
+  type StrategyContext,
+  type StrategyName,
+  type StrategyOptions,
+  type StrategyRecord,
+} from "./continual/strategy.js";
+export { REPLAY_BUFFER_NAME, REPLAY_POLICIES, ReplayBuffer, ReplaySchedule, balancedShares, type ReplayExample, type ReplayPolicy } from "./continual/replay.js";
+export {
+  EWC_FISHER_NAME,
+  FISHER_LABELS,
+  EwcRegularizer,
+  accumulateFisher,
+  estimateFisher,
+  readFisher,
+  writeFisher,
+  type FisherEstimate,
+  type FisherLabels,
+  type FisherOptions,
+  type FisherRecord,
+} from "./continual/ewc.js";
+export {
+  LWF_TARGETS_NAME,
+  computeTeacherTargets,
+  distillationTerm,
+  readTeacherTargets,
+  writeTeacherTargets,
+  type TeacherTargets,
+  type TeacherTargetsKey,
+  type TrackedBatch,
+} from "./continual/lwf.js";
+export {
+  copiesHeatmap,
+  diffCheckpoints,
+  driftHeatmap,
+  driftJson,
+  summarizeDrift,
+  type CopyDrift,
+  type DiffOptions,
+  type DriftMeasures,
+  type DriftReport,
+  type DriftSummary,
+  type LayerDrift,
+  type ModuleDrift,
+  type TensorDrift,
+} from "./continual/drift.js";

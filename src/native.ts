@@ -13,8 +13,10 @@ import { dirname, join } from "node:path";
 import type { AdamwBinding } from "./kernels/adamw.js";
 import type { AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
+import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
 import type { EmbeddingBinding } from "./kernels/embedding.js";
+import type { EwcBinding } from "./kernels/ewc.js";
 import type { GemmBinding } from "./kernels/gemm.js";
 import type { NormBinding } from "./kernels/norm.js";
 import type { RngBinding } from "./kernels/rng.js";
@@ -56,6 +58,8 @@ export type Binding = CoreBinding &
   EmbeddingBinding &
   XentBinding &
   AdamwBinding &
+  EwcBinding &
+  DistillBinding &
   RngBinding &
   BaselineBinding;
 

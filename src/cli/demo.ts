@@ -13,6 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
+import { diffCheckpoints, summarizeDrift } from "../continual/drift.js";
 import { studyEvaluator } from "../continual/evaluate.js";
 import { type ScenarioConfig, runScenario } from "../continual/scenario.js";
 import { packCorpus, readCorpus } from "../data/corpus.js";
@@ -136,6 +137,7 @@ export const demo: Command = {
                 .join(", "),
           ),
       },
+      { measure: (base, dir) => summarizeDrift(diffCheckpoints(base, dir)) },
     );
     say(`done. The study: ${path.join(studyDir, "study.json")}; the report: ${path.join(scenario.outputDir, "report.md")}`);
   },

@@ -58,6 +58,12 @@ function formatRecord(r: LogRecord): string {
   return JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isInteger(v) ? v : Number(v.toPrecision(5))])));
 }
 
+/**
+ * The study's metrics per --task (finetune.py): Simp was scored with SARI, BLEU and ROUGE,
+ * EmDg and InqQG with BLEU and ROUGE besides BERTScore (which growlm does not compute).
+ */
+const TASK_METRICS: Record<string, ("bleu" | "rouge" | "sari")[]> = { simp: ["sari", "bleu", "rouge"], empd: ["bleu", "rouge"], inqqg: ["bleu", "rouge"] };
+
 /** --do_train / --do_eval: the fine-tuning run, with a progress bar on a terminal (rank 0 reports, data-parallel). */
 async function runTraining(options: FinetuneOptions, distributed: DistributedTraining | null): Promise<void> {
   const tty = process.stderr.isTTY === true;
@@ -97,7 +103,10 @@ async function runPredict(values: Map<string, FlagValue>, options: FinetuneOptio
   for (const name of passOn) if (values.has(name)) argv.push(`--${name}`, String(values.get(name)));
   if (options.bf16) argv.push("--bf16", "true");
   await predict.run(argv);
-  const names = (["bleu", "rouge", "sari"] as const).filter((m) => values.get(`compute_${m}`) === true);
+  // --compute_* choose the metrics; without any, --task picks the study's set for that task.
+  const chosen = (["bleu", "rouge", "sari"] as const).filter((m) => values.get(`compute_${m}`) === true);
+  const task = values.get("task");
+  const names = chosen.length > 0 || typeof task !== "string" ? chosen : (TASK_METRICS[task] ?? []);
   if (names.length > 0) await metrics.run(["--predictions", predictions, "--metric", names.join(","), "--out", path.join(options.outputDir, "metrics.json")]);
 }
 

@@ -3,6 +3,8 @@
 import type { Command } from "./command.js";
 import { continual } from "./continual.js";
 import { demo } from "./demo.js";
+import { diff } from "./diff.js";
+import { exportMemberCommand } from "./export-member.js";
 import { finetune } from "./finetune.js";
 import { grow } from "./grow.js";
 import { harness } from "./harness.js";
@@ -14,7 +16,7 @@ import { preprocess } from "./preprocess.js";
 import { pretrain } from "./pretrain.js";
 import { score } from "./score.js";
 
-const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, continual, predict, metrics, harness, demo];
+const commands: readonly Command[] = [info, init, score, pretrain, grow, preprocess, finetune, continual, predict, metrics, harness, diff, demo, exportMemberCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

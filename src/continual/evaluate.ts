@@ -7,6 +7,16 @@
  *   acc and acc_norm.
  * SARI takes its source and reference from src_info.normal_sentence / simple_sentence where
  * the examples have them (as the study scored Simp), else the input and the output.
+ *
+ * Calibration (on by default; src/probabilistic/calibration.ts has the formulas), the same for
+ * deterministic and probabilistic models (an ensemble's predictions average its members'
+ * probabilities):
+ * - probes: nll, ece, brier, entropy, mi of the choice distributions (softmax over the
+ *   choices' log-likelihoods);
+ * - generation tasks, teacher-forced on the test targets: token_nll, token_ece, token_brier,
+ *   token_entropy, token_mi over target tokens; seq_nll and seq_rmi per target (nats per
+ *   token); and temperature scaling fitted on the task's eval split (temperature,
+ *   token_nll_ts, token_ece_ts).
  */
 import { collate, tokenizeExample } from "../data/collator.js";
 import { readDataset } from "../data/dataset.js";
@@ -17,6 +27,9 @@ import { runHarness } from "../eval/harness.js";
 import type { GenerateOptions } from "../eval/generate.js";
 import { type MetricName, computeMetrics } from "../eval/metrics/suite.js";
 import { ModelScorer } from "../eval/model-scorer.js";
+import type { ContinuationScore } from "../model/score.js";
+import type { UncertaintySummary } from "../probabilistic/calibration.js";
+import { type ChoiceDocument, fitTokenTemperature, multipleChoiceUncertainty, teacherForcedUncertainty } from "../probabilistic/evaluate.js";
 import { predictExamples } from "../eval/predict.js";
 import { jsonlChoiceTask } from "../eval/tasks/jsonl-choice.js";
 import { type Tokenizer, loadTokenizer } from "../io/tokenizer.js";
@@ -57,6 +70,8 @@ export interface StudyEvaluatorOptions {
   predictor?: Predictor;
   /** Log-likelihood batch size of the probes (default 32). */
   batchSize?: number;
+  /** Calibration and uncertainty measures beside the task metrics (default true). */
+  calibration?: boolean;
 }
 
 /** Every metric a study evaluator reports, with its direction. */
@@ -72,7 +87,28 @@ export const STUDY_METRICS: Record<string, MetricInfo> = {
   rougeLsum: { higherIsBetter: true },
   acc: { higherIsBetter: true },
   acc_norm: { higherIsBetter: true },
+  // Calibration. Entropies and mutual information are not better or worse in themselves;
+  // lower-is-better only orients the CL summary (a "forgetting" of them is a rise).
+  nll: { higherIsBetter: false, calibration: true },
+  ece: { higherIsBetter: false, calibration: true },
+  brier: { higherIsBetter: false, calibration: true },
+  entropy: { higherIsBetter: false, calibration: true },
+  mi: { higherIsBetter: false, calibration: true },
+  token_nll: { higherIsBetter: false, calibration: true },
+  token_ece: { higherIsBetter: false, calibration: true },
+  token_brier: { higherIsBetter: false, calibration: true },
+  token_entropy: { higherIsBetter: false, calibration: true },
+  token_mi: { higherIsBetter: false, calibration: true },
+  token_nll_ts: { higherIsBetter: false, calibration: true },
+  token_ece_ts: { higherIsBetter: false, calibration: true },
+  seq_nll: { higherIsBetter: false, calibration: true },
+  seq_rmi: { higherIsBetter: false, calibration: true },
 };
+
+/** Scores of an uncertainty summary under the report's names, with a prefix ("", "token_"). */
+function uncertaintyScores(s: UncertaintySummary, prefix: string): Record<string, number> {
+  return { [`${prefix}nll`]: s.nll, [`${prefix}ece`]: s.ece, [`${prefix}brier`]: s.brier, [`${prefix}entropy`]: s.entropy, [`${prefix}mi`]: s.mutualInformation };
+}
 
 function testExamples(task: GenerationTask): Example[] {
   const examples = readDataset(task.dataset).test.slice(0, task.maxTestExamples);
@@ -80,8 +116,26 @@ function testExamples(task: GenerationTask): Example[] {
   return examples;
 }
 
+function tokenizeTask(tokenizer: Tokenizer, task: GenerationTask, examples: readonly Example[]) {
+  return examples.map((e) => tokenizeExample(tokenizer, e, { format: task.datasetFormat, sourceMaxLen: task.sourceMaxLen, targetMaxLen: task.targetMaxLen }));
+}
+
+/**
+ * Token- and sequence-level calibration on the test targets, and temperature scaling fitted
+ * on the first maxTestExamples of the eval split (when it has any).
+ */
+function generationCalibration(model: LlamaModel, tokenizer: Tokenizer, task: GenerationTask, examples: readonly Example[]): Record<string, number> {
+  const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+  const held = readDataset(task.dataset).eval.slice(0, task.maxTestExamples);
+  const fit = held.length > 0 ? fitTokenTemperature(model, tokenizeTask(tokenizer, task, held), { padId }) : null;
+  const u = teacherForcedUncertainty(model, tokenizeTask(tokenizer, task, examples), { padId, ...(fit ? { temperature: fit.temperature } : {}) });
+  const out: Record<string, number> = { ...uncertaintyScores(u.token, "token_"), seq_nll: u.sequence.nll, seq_rmi: u.sequence.rmi };
+  if (fit && u.scaled) Object.assign(out, { temperature: fit.temperature, token_nll_ts: u.scaled.nll, token_ece_ts: u.scaled.ece });
+  return out;
+}
+
 function evalLoss(model: LlamaModel, tokenizer: Tokenizer, task: GenerationTask, examples: readonly Example[]): number {
-  const tokenized = examples.map((e) => tokenizeExample(tokenizer, e, { format: task.datasetFormat, sourceMaxLen: task.sourceMaxLen, targetMaxLen: task.targetMaxLen }));
+  const tokenized = tokenizeTask(tokenizer, task, examples);
   const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
   let sum = 0;
   let count = 0;
@@ -141,6 +195,7 @@ export function studyEvaluator(options: StudyEvaluatorOptions): ScenarioEvaluato
   const byName = new Map<string, GenerationTask | ProbeTask>([...options.tasks, ...options.probes].map((t) => [t.name, t]));
   const probeNames = new Set(options.probes.map((p) => p.name));
   const predictor = options.predictor ?? generatePredictions;
+  const calibration = options.calibration ?? true;
   return {
     metrics: STUDY_METRICS,
     async evaluate(modelDir, tasks) {
@@ -153,19 +208,33 @@ export function studyEvaluator(options: StudyEvaluatorOptions): ScenarioEvaluato
           if (!task) throw new GrowlmError("studyEvaluator", `no task or probe named "${name}"`);
           if (probeNames.has(name)) {
             const probe = task as ProbeTask;
+            // The scorer's answers, kept with their members' log-likelihoods for calibration.
+            const scorer = new ModelScorer(model, tokenizer, { batchSize: options.batchSize ?? 32 });
+            const answers: ContinuationScore[] = [];
             const run = await runHarness({
               tasks: [probe.name],
               registry: { tasks: new Map([[probe.name, jsonlChoiceTask(probe.name)]]), groups: new Map() },
               dataDir: probe.dataDir,
-              scorer: new ModelScorer(model, tokenizer, { batchSize: options.batchSize ?? 32 }),
+              scorer: { loglikelihood: (requests) => { const r = scorer.loglikelihood(requests); answers.push(...r); return r; } },
+              logSamples: calibration,
             });
             const entry = run.results.results[probe.name]!;
             scores[name] = { acc: entry["acc,none"] as number, acc_norm: entry["acc_norm,none"] as number };
+            if (calibration) {
+              let next = 0;
+              const docs: ChoiceDocument[] = run.samples![probe.name]!.map((sample) => {
+                const n = Object.keys(sample.arguments).length;
+                next += n;
+                return { scores: answers.slice(next - n, next), gold: sample.target as number };
+              });
+              Object.assign(scores[name], uncertaintyScores(multipleChoiceUncertainty(docs), ""));
+            }
             continue;
           }
           const generation = task as GenerationTask;
           const examples = testExamples(generation);
           const row: Record<string, number> = { eval_loss: evalLoss(model, tokenizer, generation, examples) };
+          if (calibration) Object.assign(row, generationCalibration(model, tokenizer, generation, examples));
           if (generation.metrics.length > 0) Object.assign(row, textMetrics(generation, examples, await predictor(model, tokenizer, generation, examples)));
           scores[name] = row;
         }

@@ -5,7 +5,9 @@
  * {
  *   "title": "Grown vs scratch through Simp, EmDg, InqQG and back",
  *   "output_dir": "runs/scenario",
- *   "models": [{"name": "grown", "path": "models/grown"}, {"name": "scratch", "path": "models/scratch"}],
+ *   "models": [{"name": "grown", "path": "models/grown"}, {"name": "scratch", "path": "models/scratch"},
+ *              {"name": "grown-film", "path": "models/grown", "training": {"probabilistic": "film", "ensemble_size": 4}}],
+ *              {"name": "grown-ewc", "path": "models/grown", "training": {"cl_strategy": "ewc", "ewc_lambda": 1000}}],
  *   "tasks": {
  *     "simp": {"dataset": "data/simp.json", "dataset_format": "prompt", "metrics": ["sari", "bleu", "rouge"],
  *              "max_test_examples": 100, "source_max_len": 256, "target_max_len": 64,
@@ -18,8 +20,11 @@
  * }
  * ```
  * Relative paths are relative to the scenario file. "training" holds TrainingArguments (Hugging
- * Face names) for every stage; a stage's own "training" overrides them. Every task and probe is
- * evaluated after every stage.
+ * Face names) for every stage; a model's own "training" overrides them for that model (its
+ * fine-tuning mode: deterministic, or probabilistic with --probabilistic film / mc_dropout; its
+ * continual-learning strategy: cl_strategy, replay_*, ewc_*, lwf_* as src/continual/strategy.ts
+ * defines them), and a stage's own "training" overrides both. Every task and probe is evaluated
+ * after every stage, with calibration measures unless "calibration" is false.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -29,9 +34,10 @@ import { GrowlmError } from "../errors.js";
 import { generationOptions } from "../eval/generation-args.js";
 import { METRIC_NAMES, type MetricName } from "../eval/metrics/suite.js";
 import { finetuneOptions } from "../train/finetune-args.js";
+import { checkStrategyOptions, describeStrategy } from "./strategy.js";
 import { type LogRecord, finetune, listCheckpoints } from "../train/finetune.js";
 import type { GenerationTask, ProbeTask } from "./evaluate.js";
-import type { ScenarioConfig, ScenarioStage, StageTrainer } from "./scenario.js";
+import type { ScenarioConfig, ScenarioModel, ScenarioStage, StageTrainer } from "./scenario.js";
 
 export interface ScenarioFile {
   scenario: ScenarioConfig;
@@ -40,6 +46,8 @@ export interface ScenarioFile {
   /** TrainingArguments shared by every stage. */
   training: Record<string, unknown>;
   bf16: boolean;
+  /** Calibration and uncertainty measures in every evaluation (default true). */
+  calibration: boolean;
 }
 
 const OP = "growlm continual";
@@ -70,7 +78,7 @@ export function readScenarioFile(file: string): ScenarioFile {
   if (!isObject(raw)) throw new GrowlmError(OP, `${file}: expected a JSON object`);
   const base = path.dirname(path.resolve(file));
   const resolve = (p: string): string => path.resolve(base, p);
-  const known = new Set(["title", "output_dir", "models", "tasks", "probes", "training", "stages", "bf16"]);
+  const known = new Set(["title", "output_dir", "models", "tasks", "probes", "training", "stages", "bf16", "calibration"]);
   const unknown = Object.keys(raw).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new GrowlmError(OP, `${file}: unknown field(s) ${unknown.map((k) => `"${k}"`).join(", ")}`);
 
@@ -108,29 +116,46 @@ export function readScenarioFile(file: string): ScenarioFile {
     if (!tasks.some((t) => t.name === task)) throw new GrowlmError(OP, `${where}: task "${task}" is not in "tasks"`);
     return { task, training: field(where, s, "training", isObject, "an object", {}) };
   });
+  const scenarioTraining = field(file, raw, "training", isObject, "an object", {});
   const scenario: ScenarioConfig = {
     title: field(file, raw, "title", isString, "a string", "Continual scenario"),
     outputDir: resolve(field(file, raw, "output_dir", isString, "a folder path")),
     models: models.map((m, i) => {
-      if (!isObject(m)) throw new GrowlmError(OP, `${file}: models[${i}] must be {name, path}`);
-      return { name: field(`${file}: models[${i}]`, m, "name", isString, "a name"), path: resolve(field(`${file}: models[${i}]`, m, "path", isString, "a model folder")) };
+      const where = `${file}: models[${i}]`;
+      if (!isObject(m)) throw new GrowlmError(OP, `${where} must be {name, path, training?}`);
+      const extra = Object.keys(m).filter((k) => !["name", "path", "training"].includes(k));
+      if (extra.length > 0) throw new GrowlmError(OP, `${where}: unknown field(s) ${extra.map((k) => `"${k}"`).join(", ")}`);
+      const training = field(where, m, "training", isObject, "an object of TrainingArguments", {});
+      // Checked now, over the scenario's arguments, so a bad argument fails before any stage runs.
+      const options = finetuneOptions(`${OP}: ${where}`, { ...scenarioTraining, ...training }, { modelNameOrPath: "-", dataset: "-", outputDir: "-" });
+      checkStrategyOptions(`${OP}: ${where}`, options);
+      const model: ScenarioModel = { name: field(where, m, "name", isString, "a name"), path: resolve(field(where, m, "path", isString, "a model folder")), training };
+      if (options.clStrategy !== "naive") model.strategy = describeStrategy(options);
+      return model;
     }),
     stages,
     evaluate: [...tasks.map((t) => t.name), ...probes.map((p) => p.name)],
   };
-  return { scenario, tasks, probes, training: field(file, raw, "training", isObject, "an object", {}), bf16: field(file, raw, "bf16", isBool, "a boolean", false) };
+  return {
+    scenario,
+    tasks,
+    probes,
+    training: scenarioTraining,
+    bf16: field(file, raw, "bf16", isBool, "a boolean", false),
+    calibration: field(file, raw, "calibration", isBool, "a boolean", true),
+  };
 }
 
 /**
  * The stage trainer of a scenario file: `growlm finetune` of the stage's task from the previous
- * stage's model, with the scenario's training arguments under the stage's own. A stage that
- * crashed after writing checkpoints resumes from its newest one.
+ * stage's model, with the scenario's training arguments under the model's, under the stage's
+ * own. A stage that crashed after writing checkpoints resumes from its newest one.
  */
 export function finetuneStageTrainer(study: ScenarioFile, onLog: (stageDir: string, record: LogRecord) => void = () => {}): StageTrainer {
   return {
-    async train(from, stage, outputDir) {
+    async train(from, stage, outputDir, model) {
       const task = study.tasks.find((t) => t.name === stage.task)!;
-      const options = finetuneOptions(OP, { ...study.training, ...stage.training }, {
+      const options = finetuneOptions(OP, { replay_task: stage.task, ...study.training, ...model.training, ...stage.training }, {
         modelNameOrPath: from,
         dataset: task.dataset,
         datasetFormat: task.datasetFormat,
@@ -141,7 +166,7 @@ export function finetuneStageTrainer(study: ScenarioFile, onLog: (stageDir: stri
         resumeFromCheckpoint: listCheckpoints(outputDir).length > 0,
       });
       const result = await finetune(options, { log: (r) => onLog(outputDir, r) });
-      return { tokens: result.trainTokens, flops: result.trainFlops };
+      return { tokens: result.trainTokens, flops: result.trainFlops, strategyFlops: result.strategyFlops };
     },
   };
 }

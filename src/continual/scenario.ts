@@ -6,19 +6,30 @@
  * the first unfinished stage of each model and never redoes a finished one.
  *
  * What "evaluate" means is injected (ScenarioEvaluator), so the runner is independent of
- * generation, metrics and the harness, and testable with a fake one.
+ * generation, metrics and the harness, and testable with a fake one. So is the drift meter:
+ * with one, every stage's model is also compared with the model's base (src/continual/
+ * drift.ts) and the summary recorded with the scores.
  */
 import fs from "node:fs";
 import path from "node:path";
 
 import { GrowlmError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import type { DriftSummary } from "./drift.js";
 import { type ScenarioResults, type MetricInfo, writeScenarioReport } from "./report.js";
 
 export interface ScenarioModel {
   name: string;
   /** The base model's Hugging Face directory. */
   path: string;
+  /**
+   * TrainingArguments of this model's every stage, over the scenario's and under the stage's:
+   * its fine-tuning mode, e.g. {"probabilistic": "film", "ensemble_size": 4}, so one scenario
+   * compares the same bases fine-tuned deterministically and probabilistically.
+   */
+  training?: Record<string, unknown>;
+  /** The continual-learning strategy its training selects, as a label for the report (describeStrategy); absent: naive. */
+  strategy?: string;
 }
 
 export interface ScenarioStage {
@@ -45,18 +56,33 @@ export interface ScenarioEvaluator {
   evaluate(modelDir: string, tasks: readonly string[]): Promise<StageScores>;
 }
 
+/** What a stage cost: training tokens and FLOPs, and the strategy's FLOPs outside the steps. */
+export interface StageCompute {
+  tokens: number;
+  flops: number;
+  strategyFlops?: number;
+}
+
 export interface StageTrainer {
   /**
-   * Fine-tunes `from` on `stage` into `outputDir` (a Hugging Face directory when it returns).
+   * Fine-tunes `from` on `stage` into `outputDir` (a Hugging Face directory when it returns),
+   * with `model`'s strategy.
    * @returns the training tokens and FLOPs spent
    */
-  train(from: string, stage: ScenarioStage, outputDir: string): Promise<{ tokens: number; flops: number }>;
+  train(from: string, stage: ScenarioStage, outputDir: string, model: ScenarioModel): Promise<StageCompute>;
+}
+
+/** Measures how far a stage's model moved from its base. */
+export interface DriftMeter {
+  measure(baseDir: string, modelDir: string): DriftSummary;
 }
 
 interface Progress {
   /** Scores after stage 0..k (k finished stages). */
   scores: StageScores[];
-  compute: { tokens: number; flops: number }[];
+  compute: StageCompute[];
+  /** Drift from the base after stages 1..k (absent in progress written without a drift meter). */
+  drift?: (DriftSummary | null)[];
 }
 
 export interface ScenarioHooks {
@@ -98,7 +124,13 @@ export function checkScenario(config: ScenarioConfig): void {
 }
 
 /** Runs (or resumes) the scenario and writes its report; returns the results. */
-export async function runScenario(config: ScenarioConfig, trainer: StageTrainer, evaluator: ScenarioEvaluator, hooks: ScenarioHooks = {}): Promise<ScenarioResults> {
+export async function runScenario(
+  config: ScenarioConfig,
+  trainer: StageTrainer,
+  evaluator: ScenarioEvaluator,
+  hooks: ScenarioHooks = {},
+  drift: DriftMeter | null = null,
+): Promise<ScenarioResults> {
   checkScenario(config);
   const S = config.stages.length;
   const results: ScenarioResults = {
@@ -107,12 +139,20 @@ export async function runScenario(config: ScenarioConfig, trainer: StageTrainer,
     metrics: evaluator.metrics,
     scores: {},
     compute: {},
+    strategies: Object.fromEntries(config.models.map((m) => [m.name, m.strategy ?? "naive"])),
+    ...(drift ? { drift: {} } : {}),
   };
   for (const model of config.models) {
     const progress = readProgress(config, model.name);
     const save = (): void => {
       fs.mkdirSync(path.dirname(progressFile(config, model.name)), { recursive: true });
       writeFileAtomic("runScenario", progressFile(config, model.name), `${JSON.stringify(progress, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 1)}\n`);
+    };
+    // Drift of stages 1..upTo, measuring those not measured yet (also those of progress written without a meter).
+    const measureDrift = (upTo: number): void => {
+      if (!drift) return;
+      progress.drift ??= [];
+      for (let k = progress.drift.length + 1; k <= upTo; k++) progress.drift.push(drift.measure(model.path, stageDir(config, model.name, k)));
     };
     if (progress.scores.length === 0) {
       progress.scores.push(await evaluator.evaluate(model.path, config.evaluate));
@@ -122,8 +162,9 @@ export async function runScenario(config: ScenarioConfig, trainer: StageTrainer,
     for (let s = progress.scores.length; s <= S; s++) {
       const from = s === 1 ? model.path : stageDir(config, model.name, s - 1);
       const to = stageDir(config, model.name, s);
-      progress.compute.push(await trainer.train(from, config.stages[s - 1]!, to));
+      progress.compute.push(await trainer.train(from, config.stages[s - 1]!, to, model));
       progress.scores.push(await evaluator.evaluate(to, config.evaluate));
+      measureDrift(s);
       save();
       hooks.onStage?.(model.name, s, progress.scores[s]!);
     }
@@ -133,7 +174,18 @@ export async function runScenario(config: ScenarioConfig, trainer: StageTrainer,
       byTask[task] = Object.fromEntries([...metrics].map((m) => [m, progress.scores.map((row) => row[task]?.[m] ?? Number.NaN)]));
     }
     results.scores[model.name] = byTask;
-    results.compute![model.name] = { tokens: progress.compute.map((c) => c.tokens), flops: progress.compute.map((c) => c.flops) };
+    results.compute![model.name] = {
+      tokens: progress.compute.map((c) => c.tokens),
+      flops: progress.compute.map((c) => c.flops),
+      strategyFlops: progress.compute.map((c) => c.strategyFlops ?? 0),
+    };
+    if (drift) {
+      if ((progress.drift?.length ?? 0) < S) {
+        measureDrift(S);
+        save();
+      }
+      results.drift![model.name] = progress.drift!;
+    }
   }
   writeScenarioReport(config.outputDir, results, config.title);
   return results;

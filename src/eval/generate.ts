@@ -17,6 +17,10 @@
  * multinomial but are not the same draws; a beam hypothesis ended by EOS keeps that EOS
  * (transformers writes the first EOS id of the list); ties between equal scores go to the
  * lower beam, then the lower token id.
+ *
+ * An ensemble model (LlamaModel.inferenceMembers > 1: FiLM-Ensemble members or MC-dropout
+ * samples) decodes the members' averaged token distribution p̄ at every step (token-level
+ * ensembling); MC-dropout masks are keyed by each prompt's stream id, like the sampling draws.
  */
 import { GrowlmError } from "../errors.js";
 import { KvCache } from "../model/kv-cache.js";
@@ -199,15 +203,19 @@ export function generate(model: LlamaModel, prompts: readonly (readonly number[]
 function prefill(model: LlamaModel, prompts: readonly (readonly number[])[], s: Settings, maxRows: number): { cache: KvCache; logits: Tensor<"float32"> } {
   const P = Math.max(...prompts.map((p) => p.length));
   const B = prompts.length;
-  const cache = new KvCache(model.config, maxRows, P + s.maxNewTokens, B);
+  // An ensemble (FiLM members, MC-dropout samples) keeps K rows per row; forwardCached then
+  // returns the log of the members' averaged token probabilities.
+  const cache = new KvCache(model.config, maxRows, P + s.maxNewTokens, B, model.inferenceMembers);
   const logits = Tensor.empty([maxRows, model.config.vocab_size]);
   const ids = Tensor.empty([B, P], "int32");
   try {
     const data = ids.data as Int32Array;
     data.fill(s.pad);
     const begin = cache.keyBegin.data as Int32Array;
+    const sampleKeys = cache.sampleKeys;
     prompts.forEach((p, b) => {
       begin[b] = P - p.length;
+      sampleKeys[b] = s.streamIds?.[b] ?? b;
       data.set(p, b * P + P - p.length);
     });
     model.forwardCached(ids, cache, logits.rows(0, B));

@@ -16,8 +16,8 @@
 import { GrowlmError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { LlamaModel } from "../model/llama.js";
-import { scoreContinuations, type ContinuationRequest } from "../model/score.js";
-import type { LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodScorer } from "./harness.js";
+import { scoreContinuations, type ContinuationRequest, type ContinuationScore } from "../model/score.js";
+import type { LoglikelihoodRequest, LoglikelihoodScorer } from "./harness.js";
 import { pythonRstrip } from "./python-str.js";
 
 export interface ModelScorerOptions {
@@ -90,7 +90,8 @@ export class ModelScorer implements LoglikelihoodScorer {
     return { context: contextIds, continuation: whole.slice(contextIds.length) };
   }
 
-  loglikelihood(requests: readonly LoglikelihoodRequest[]): LoglikelihoodResult[] {
+  /** The requests' scores; for an ensemble model also each member's log-likelihood (ContinuationScore.memberLogprobs). */
+  loglikelihood(requests: readonly LoglikelihoodRequest[]): ContinuationScore[] {
     const encoded = requests.map((request, i) => {
       const pair = this.encodePair(request);
       if (pair.context.length === 0 || pair.continuation.length === 0) {

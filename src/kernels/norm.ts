@@ -2,6 +2,9 @@
  * RMSNorm as Hugging Face's LlamaRMSNorm computes it in float32:
  * out = (inp · rstd) · weight with rstd = 1 / sqrt(mean(inp²) + eps) per row of C values.
  * The forward returns rstd, which the backward takes back.
+ *
+ * The FiLM-fused variant follows the norm with FiLM-Ensemble's per-member affine map:
+ * out = ((inp · rstd) · weight) · gamma[m] + beta[m] for the rows of member m.
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
@@ -18,6 +21,34 @@ export interface NormBinding {
     rstd: Float32Array,
     N: number,
     C: number,
+  ): void;
+  rmsnormFilmForward(
+    out: Float32Array,
+    rstd: Float32Array,
+    inp: Float32Array,
+    weight: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    N: number,
+    C: number,
+    group: number,
+    M: number,
+    eps: number,
+  ): void;
+  rmsnormFilmBackward(
+    dinp: Float32Array,
+    dweight: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    dout: Float32Array,
+    inp: Float32Array,
+    weight: Float32Array,
+    gamma: Float32Array,
+    rstd: Float32Array,
+    N: number,
+    C: number,
+    group: number,
+    M: number,
   ): void;
 }
 
@@ -111,6 +142,117 @@ export function rmsnormBackward(
     rstd.data as Float32Array,
     N,
     C,
+  );
+  return result as Tensor<"float32">;
+}
+
+/** Checks the member layout of a FiLM call: group >= 1 rows per run, M >= 1 members. */
+function memberLayout(op: string, group: number, M: number): void {
+  for (const [name, value] of [["group", group], ["M", M]] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${op}: expected "${name}" a positive integer but received ${value}`);
+  }
+}
+
+/**
+ * RMSNorm followed by FiLM-Ensemble's per-member affine map (Turkoglu et al., NeurIPS 2022):
+ *   out[n] = ((inp[n] · rstd[n]) · weight) · gamma[m] + beta[m],  m = floor(n / group) mod M
+ * over the rows n of inp [N, C]: runs of `group` rows (one sequence's tokens) alternate
+ * between the M members, so a batch whose row b·M + m is sample b for member m maps onto
+ * the members with group = T. M = 1, gamma = 1, beta = 0 gives rmsnormForward's bits.
+ * @param inp activations [N, C] or [..., C]
+ * @param weight the norm's scale [C]
+ * @param gamma per-member scale [M, C]
+ * @param beta per-member shift [M, C]
+ * @param group rows per run (>= 1)
+ * @param eps added to the mean square (> 0)
+ * @returns out (the shape of inp) and rstd (inp's shape without C)
+ */
+export function rmsnormFilmForward(
+  inp: Tensor,
+  weight: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  group: number,
+  eps: number,
+  out?: Tensor,
+): { out: Tensor<"float32">; rstd: Tensor<"float32"> } {
+  const op = "rmsnormFilmForward";
+  const { shape, N, C } = rowsOf(op, "inp", inp);
+  expectShape(op, "weight", weight, "float32", "C", [C]);
+  const M = dimsOf(op, "gamma", gamma, "float32", 2)[0]!;
+  expectShape(op, "gamma", gamma, "float32", "M, C", [M, C]);
+  expectShape(op, "beta", beta, "float32", "M, C", [M, C]);
+  memberLayout(op, group, M);
+  positive(op, "eps", eps);
+  const result = output(op, "out", out, "float32", rowNames(shape.length), shape);
+  const rstd = Tensor.empty(shape.slice(0, -1));
+  binding.rmsnormFilmForward(
+    result.data as Float32Array,
+    rstd.data as Float32Array,
+    inp.data as Float32Array,
+    weight.data as Float32Array,
+    gamma.data as Float32Array,
+    beta.data as Float32Array,
+    N,
+    C,
+    group,
+    M,
+    eps,
+  );
+  return { out: result as Tensor<"float32">, rstd: rstd as Tensor<"float32"> };
+}
+
+/**
+ * Backward of rmsnormFilmForward. dinp is overwritten; dweight, dgamma and dbeta accumulate
+ * (+=), each summed over rows in a fixed order (the same bits for any thread count):
+ *   dgamma[m] += Σ_{n of m} dout[n] · (inp[n] · rstd[n]) · weight,  dbeta[m] += Σ_{n of m} dout[n]
+ * and dinp, dweight are rmsnormBackward's with dout[n] · gamma[m] in place of dout[n].
+ * @param dout gradient of out, the shape of inp
+ * @param inp the forward's input [..., C]
+ * @param weight the norm's scale [C]
+ * @param gamma per-member scale [M, C]
+ * @param rstd the forward's rstd
+ * @param group rows per run, as in the forward
+ * @param grads dweight [C], dgamma [M, C], dbeta [M, C], accumulated into
+ * @returns dinp, the gradient of inp
+ */
+export function rmsnormFilmBackward(
+  dout: Tensor,
+  inp: Tensor,
+  weight: Tensor,
+  gamma: Tensor,
+  rstd: Tensor,
+  group: number,
+  grads: { dweight: Tensor; dgamma: Tensor; dbeta: Tensor },
+  dinp?: Tensor,
+): Tensor<"float32"> {
+  const op = "rmsnormFilmBackward";
+  const { shape, N, C } = rowsOf(op, "inp", inp);
+  const names = rowNames(shape.length);
+  expectShape(op, "dout", dout, "float32", names, shape);
+  expectShape(op, "weight", weight, "float32", "C", [C]);
+  const M = dimsOf(op, "gamma", gamma, "float32", 2)[0]!;
+  expectShape(op, "gamma", gamma, "float32", "M, C", [M, C]);
+  expectShape(op, "rstd", rstd, "float32", names.split(", ").slice(0, -1).join(", "), shape.slice(0, -1));
+  expectShape(op, "dweight", grads.dweight, "float32", "C", [C]);
+  expectShape(op, "dgamma", grads.dgamma, "float32", "M, C", [M, C]);
+  expectShape(op, "dbeta", grads.dbeta, "float32", "M, C", [M, C]);
+  memberLayout(op, group, M);
+  const result = output(op, "dinp", dinp, "float32", names, shape);
+  binding.rmsnormFilmBackward(
+    result.data as Float32Array,
+    grads.dweight.data as Float32Array,
+    grads.dgamma.data as Float32Array,
+    grads.dbeta.data as Float32Array,
+    dout.data as Float32Array,
+    inp.data as Float32Array,
+    weight.data as Float32Array,
+    gamma.data as Float32Array,
+    rstd.data as Float32Array,
+    N,
+    C,
+    group,
+    M,
   );
   return result as Tensor<"float32">;
 }

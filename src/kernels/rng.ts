@@ -8,13 +8,14 @@
  */
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
-import { dimsOf, finite } from "./check.js";
+import { dimsOf, finite, formatShape } from "./check.js";
 
 export interface RngBinding {
   rngUniform(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, low: number, high: number): void;
   rngNormal(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, mean: number, std: number): void;
   /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests. */
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
+  rngDropout(out: Float32Array, inp: Float32Array, rows: number, C: number, p: number, seed: bigint | number, rowOffsets: BigInt64Array): void;
 }
 
 export interface RngStream {
@@ -86,4 +87,37 @@ export function randn(shape: readonly number[], opts: NormalOptions): Tensor<"fl
 /** A new float32 tensor of `shape` with uniform samples (see fillUniform). */
 export function rand(shape: readonly number[], opts: UniformOptions): Tensor<"float32"> {
   return fillUniform(Tensor.empty(shape), opts) as Tensor<"float32">;
+}
+
+/**
+ * Dropout with counter-based masks (torch.nn.functional.dropout's rule: keep with probability
+ * 1 − p and scale the kept values by 1 / (1 − p)): element c of row r of inp [rows, C] is
+ * kept iff the uniform element rowOffsets[r] + c of the Philox stream of `seed` (as
+ * fillUniform draws it in [0, 1)) is >= p. Each row's mask is a pure function of (seed, its
+ * offset), so a forward and its backward (the same call on the gradient) agree, and a row's
+ * mask does not depend on the rows around it. out may be inp (in place).
+ * @param inp float32 [rows, C] (any shape whose last dimension is C)
+ * @param p drop probability in [0, 1)
+ * @param rowOffsets stream position of each row's first element (rows values in [0, 2^64))
+ * @returns out
+ */
+export function dropout(inp: Tensor, p: number, seed: bigint | number, rowOffsets: BigInt64Array, out?: Tensor): Tensor<"float32"> {
+  const op = "dropout";
+  if (inp.ndim === 0) throw new RangeError(`${op}: expected "inp" of shape [..., C] but received ${formatShape(inp.shape)}`);
+  const shape = dimsOf(op, "inp", inp, "float32", inp.ndim);
+  const C = shape[shape.length - 1]!;
+  if (C === 0) throw new RangeError(`${op}: expected "inp" with C >= 1 but received ${formatShape(shape)}`);
+  finite(op, "p", p);
+  if (!(p >= 0 && Math.fround(p) < 1)) throw new RangeError(`${op}: expected "p" in [0, 1) but received ${p}`);
+  const rows = inp.numel / C;
+  if (!(rowOffsets instanceof BigInt64Array) || rowOffsets.length !== rows) {
+    throw new RangeError(`${op}: expected "rowOffsets" BigInt64Array of length ${rows} (one per row) but received ${rowOffsets instanceof BigInt64Array ? `length ${rowOffsets.length}` : typeof rowOffsets}`);
+  }
+  const result = out ?? Tensor.empty(shape);
+  if (result !== inp) {
+    dimsOf(op, "out", result, "float32", shape.length);
+    if (result.shape.some((d, i) => d !== shape[i])) throw new RangeError(`${op}: expected "out" of shape ${formatShape(shape)} but received ${formatShape(result.shape)}`);
+  }
+  binding.rngDropout(result.data as Float32Array, inp.data as Float32Array, rows, C, p, counter(op, "seed", seed), rowOffsets);
+  return result as Tensor<"float32">;
 }

@@ -11,6 +11,10 @@
  * The cache holds up to `maxRows` rows; `rows` of them are in use (the first ones).
  * `select` gathers rows into that prefix: finished sequences leave the batch, beam search
  * reorders and expands its beams.
+ *
+ * An ensemble (FiLM-Ensemble members, MC-dropout samples: LlamaModel.inferenceMembers = K)
+ * keeps K rows of keys and values per row, row r's member k in storage row r·K + k; rows,
+ * keyBegin, sampleKeys and select() count rows, keys() and values() return the storage rows.
  */
 import { GrowlmError } from "../errors.js";
 import { Tensor } from "../tensor.js";
@@ -24,12 +28,15 @@ export class KvCache {
   readonly numLayers: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+  /** Storage rows per row (K members; 1 for a plain model). */
+  readonly members: number;
   /** Filled slots of every row in use. */
   length = 0;
   #rows: number;
   readonly #keys: Tensor<"float32">[];
   readonly #values: Tensor<"float32">[];
   readonly #keyBegin: Tensor<"int32">;
+  readonly #sampleKeys: Float64Array;
   /** Row-sized scratch for select(): copies of rows that are read after being overwritten. */
   #spare: Float32Array | null = null;
   #disposed = false;
@@ -38,10 +45,11 @@ export class KvCache {
    * @param maxRows rows of storage (a batch, or batch × beams)
    * @param capacity slots per row: the longest prompt (padded) plus the tokens to generate
    * @param rows rows in use at first (default maxRows)
+   * @param members storage rows per row (default 1; LlamaModel.inferenceMembers for an ensemble)
    */
-  constructor(config: LlamaConfig, maxRows: number, capacity: number, rows = maxRows) {
+  constructor(config: LlamaConfig, maxRows: number, capacity: number, rows = maxRows, members = 1) {
     const op = "KvCache";
-    for (const [name, value] of [["maxRows", maxRows], ["capacity", capacity]] as const) {
+    for (const [name, value] of [["maxRows", maxRows], ["capacity", capacity], ["members", members]] as const) {
       if (!Number.isSafeInteger(value) || value < 1) throw new GrowlmError(op, `"${name}" must be a positive integer but is ${value}`);
     }
     if (!Number.isSafeInteger(rows) || rows < 1 || rows > maxRows) throw new GrowlmError(op, `"rows" must be an integer in [1, ${maxRows}] but is ${rows}`);
@@ -50,11 +58,13 @@ export class KvCache {
     this.numLayers = config.num_hidden_layers;
     this.numKvHeads = config.num_key_value_heads;
     this.headDim = headDim(config);
+    this.members = members;
     this.#rows = rows;
-    const shape = [maxRows, capacity, this.numKvHeads, this.headDim];
+    const shape = [maxRows * members, capacity, this.numKvHeads, this.headDim];
     this.#keys = Array.from({ length: this.numLayers }, () => Tensor.empty(shape));
     this.#values = Array.from({ length: this.numLayers }, () => Tensor.empty(shape));
     this.#keyBegin = Tensor.zeros([maxRows], "int32");
+    this.#sampleKeys = Float64Array.from({ length: maxRows }, (_, r) => r);
   }
 
   /** Rows in use. */
@@ -73,20 +83,30 @@ export class KvCache {
     return new Tensor((this.#keyBegin.data as Int32Array).subarray(0, this.#rows), [this.#rows], "int32");
   }
 
-  /** Layer l's keys of the rows in use, `[rows, capacity, Hkv, D]` (a view). */
+  /**
+   * Each row's key for its MC-dropout masks (float64 `[rows]` of integers, a view: writable
+   * before the prefill; default the row's index). generate() writes the prompts' stream ids.
+   */
+  get sampleKeys(): Float64Array {
+    this.#checkAlive();
+    return this.#sampleKeys.subarray(0, this.#rows);
+  }
+
+  /** Layer l's keys of the rows in use, `[rows · members, capacity, Hkv, D]` (a view). */
   keys(l: number): Tensor<"float32"> {
     return this.#rowsOf(this.#keys, l);
   }
 
-  /** Layer l's values of the rows in use, `[rows, capacity, Hkv, D]` (a view). */
+  /** Layer l's values of the rows in use, `[rows · members, capacity, Hkv, D]` (a view). */
   values(l: number): Tensor<"float32"> {
     return this.#rowsOf(this.#values, l);
   }
 
   /**
    * Makes row r (for r < from.length) hold what row from[r] held: keys, values and first
-   * slot. Rows may repeat (beam expansion) or be left out (finished sequences); the rows in
-   * use become from.length. Copies only the filled slots of rows that change.
+   * slot and sample key (all K storage rows of a row move together). Rows may repeat (beam
+   * expansion) or be left out (finished sequences); the rows in use become from.length.
+   * Copies only the filled slots of storage rows that change.
    */
   select(from: readonly number[]): void {
     this.#checkAlive();
@@ -95,6 +115,18 @@ export class KvCache {
     from.forEach((src, r) => {
       if (!Number.isInteger(src) || src < 0 || src >= this.#rows) throw new GrowlmError(op, `from[${r}] = ${src} is not a row in use (rows: ${this.#rows})`);
     });
+    const K = this.members;
+    const begin = this.#keyBegin.data as Int32Array;
+    const begins = from.map((src) => begin[src]!);
+    const keys = from.map((src) => this.#sampleKeys[src]!);
+    this.#selectStorage(K === 1 ? from : from.flatMap((src) => Array.from({ length: K }, (_, k) => src * K + k)));
+    begin.set(begins);
+    this.#sampleKeys.set(keys);
+    this.#rows = from.length;
+  }
+
+  /** Makes storage row r hold what storage row from[r] held (the rows in use: indices below rows · members). */
+  #selectStorage(from: readonly number[]): void {
     const moved = from.map((src, r) => (src !== r ? r : -1)).filter((r) => r >= 0);
     const span = this.capacity * this.slotSize;
     const filled = this.length * this.slotSize;
@@ -105,8 +137,6 @@ export class KvCache {
     if (saved.length > 0 && filled > 0 && (this.#spare === null || this.#spare.length < saved.length * filled)) {
       this.#spare = new Float32Array(saved.length * filled);
     }
-    const begin = this.#keyBegin.data as Int32Array;
-    const begins = from.map((src) => begin[src]!);
     if (filled > 0) {
       for (const storage of [this.#keys, this.#values]) {
         for (const t of storage) {
@@ -121,8 +151,6 @@ export class KvCache {
         }
       }
     }
-    begin.set(begins);
-    this.#rows = from.length;
   }
 
   /** Frees the cache's native memory now. */
@@ -136,7 +164,7 @@ export class KvCache {
   #rowsOf(storage: Tensor<"float32">[], l: number): Tensor<"float32"> {
     this.#checkAlive();
     if (!Number.isInteger(l) || l < 0 || l >= this.numLayers) throw new GrowlmError("KvCache", `layer ${l} is outside [0, ${this.numLayers})`);
-    return storage[l]!.rows(0, this.#rows) as Tensor<"float32">;
+    return storage[l]!.rows(0, this.#rows * this.members) as Tensor<"float32">;
   }
 
   #checkAlive(): void {

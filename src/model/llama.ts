@@ -25,11 +25,27 @@
  * cached attention and the GEMM give each row bits that do not depend on the others), so
  * generation results do not depend on how prompts are batched or padded.
  *
+ * Probabilistic fine-tuning (src/probabilistic/) hooks in at three places, all off by
+ * default, where the code above runs unchanged:
+ * - attachFilm(film): a FiLM-Ensemble of M members. Every forward replicates its B input rows
+ *   M times (row b·M + m is sample b for member m) and each RMSNorm is followed by the
+ *   member's γ_m, β_m (the FiLM-fused norm kernels); the loss is the mean over members.
+ * - setDropout(p, stream): dropout on the attention and MLP outputs in training forwards,
+ *   masks drawn from the trainer's random stream.
+ * - setMcDropout({samples}): inference forwards run S dropout samples of each row (rows
+ *   b·S + s) and average their probabilities (MC dropout).
+ * With K members (M or S), forward() and forwardCached() take and return logical rows: the
+ * loss is the mean over members of each member's NLL, tokenLosses and forwardCached's output
+ * come from the members' averaged probabilities p̄ = (1/K) Σ_k softmax(z_k).
+ *
  * Checked against a float64 PyTorch reference (tools/torch_llama.py) in test/model/.
  */
 import { GrowlmError } from "../errors.js";
 import { binding } from "../native.js";
+import type { FilmEnsemble } from "../probabilistic/film.js";
+import { type DropoutDraw, samplingDropoutDraw, trainingDropoutDraw, trainingDropoutElements } from "../probabilistic/mc-dropout.js";
 import { Tensor } from "../tensor.js";
+import type { RandomStream } from "../train/random.js";
 import { type LlamaConfig, headDim } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
 import { LAYER_KINDS, type ModuleKind, ParamLayout, layerParamName } from "./params.js";
@@ -58,8 +74,13 @@ export interface ForwardOptions {
   labels?: Tensor;
   /** int32 [B, T] positions (default 0..T-1 in every row). */
   positions?: Tensor;
-  /** Return the float32 [B, T, V] logits (costs B·T·V·4 bytes). */
+  /** Return the float32 [B, T, V] logits (costs B·T·V·4 bytes); [B, K, T, V] for K > 1 members. */
   returnLogits?: boolean;
+  /**
+   * MC dropout only: each row's key for its dropout masks (default: the row's index). Pass
+   * each example's index in its dataset to make sampled scores independent of batching.
+   */
+  sampleKeys?: readonly number[];
 }
 
 export interface ForwardResult {
@@ -70,11 +91,27 @@ export interface ForwardResult {
   count: number;
   /**
    * float32 [B, T]: at t, −log p(labels[t+1] | tokens ≤ t), 0 where ignored and at t = T−1.
-   * Present when labels were given.
+   * Present when labels were given. With K > 1 members, p is the members' averaged
+   * probability p̄ = (1/K) Σ_k p_k (while loss, lossSum are the mean over members of each
+   * member's NLL, the ensemble's training objective).
    */
   tokenLosses?: Tensor<"float32">;
+  /** K > 1 members only: float32 [B, K, T], each member's −log p_k(labels[t+1] | tokens ≤ t). */
+  memberTokenLosses?: Tensor<"float32">;
+  /** Members the forward ran (1: a plain model). */
+  members: number;
   logits?: Tensor<"float32">;
 }
+
+/**
+ * An extra term of the objective that depends on the logits (a distillation loss): called for
+ * each chunk of rows the head computes, with the chunk's float32 logits [rows, V] (read only;
+ * rows rowStart .. rowStart + rows − 1 of the flattened [B·T] positions) and a float32 [rows, V]
+ * buffer of zeros, into which it writes ∂term/∂logits. The model adds that to the
+ * cross-entropy's logit gradient before the head's backward. Only for the plain model: a FiLM
+ * ensemble's training rows are its members' replicas, which a term does not know.
+ */
+export type LogitsTerm = (rowStart: number, rows: number, logits: Float32Array, grad: Float32Array) => void;
 
 export interface BackwardOptions {
   /**
@@ -83,11 +120,13 @@ export interface BackwardOptions {
    * micro-batches passes 1 / (tokens counted in all of them).
    */
   lossWeight?: number;
+  /** An extra logits term differentiated with the loss (see LogitsTerm). */
+  logitsTerm?: LogitsTerm;
   /**
    * Called during the backward each time the gradients of some parameters (Hugging Face names)
    * are final for this backward, from the head and final norm through the layers, last first,
    * to the embedding: data-parallel training starts all-reducing them while the backward goes
-   * on (src/train/data-parallel.ts).
+   * on (src/train/data-parallel.ts). A FiLM-Ensemble's own parameters are not reported.
    */
   onGradientsFinal?: (names: readonly string[]) => void;
 }
@@ -114,10 +153,17 @@ class Workspace {
   // backward scratch
   readonly dres: F32; readonly dtmp: F32; readonly dq: F32; readonly dk: F32; readonly dv: F32;
   readonly dgate: F32; readonly dup: F32; readonly dact: F32;
+  /** The dropped gradient of a residual branch (dropout only). */
+  readonly ddrop: F32 | null;
+  /** K > 1 members: the mixture's token losses [B / K, T]. */
+  readonly mixtureLosses: Tensor<"float32"> | null;
   readonly dresB: BF16 | null; readonly dqB: BF16 | null; readonly dkB: BF16 | null; readonly dvB: BF16 | null;
   readonly dgateB: BF16 | null; readonly dupB: BF16 | null;
 
-  constructor(readonly B: number, readonly T: number, config: LlamaConfig, recompute: boolean, bf16: boolean, readonly headRows: number) {
+  constructor(
+    readonly B: number, readonly T: number, config: LlamaConfig, recompute: boolean, bf16: boolean, readonly headRows: number,
+    readonly members: number, readonly dropout: boolean,
+  ) {
     const N = B * T;
     const C = config.hidden_size;
     const I = config.intermediate_size;
@@ -150,6 +196,9 @@ class Workspace {
     this.dgate = f(N * I);
     this.dup = f(N * I);
     this.dact = f(N * Math.max(C, I)); // also the scratch of two rmsnorm backwards (N·C)
+    this.ddrop = dropout ? f(N * C) : null;
+    this.mixtureLosses = members > 1 ? Tensor.empty([B / members, T]) : null;
+    if (this.mixtureLosses) this.#tensors.push(this.mixtureLosses);
     this.dresB = b(N * C);
     this.dqB = b(N * C);
     this.dkB = b(N * kvC);
@@ -226,6 +275,65 @@ function gemm(
   else binding.gemmBf16(transA, transB, M, N, K, alpha, A as BF16, lda, B as BF16, ldb, beta, C, N);
 }
 
+/** Each of the B rows of T values repeated K times in place: row b·K + k is row b (repeat_interleave). */
+function replicateRows(data: Int32Array, B: number, T: number, K: number): Int32Array {
+  const out = new Int32Array(B * K * T);
+  for (let b = 0; b < B; b++) {
+    const row = data.subarray(b * T, (b + 1) * T);
+    for (let k = 0; k < K; k++) out.set(row, (b * K + k) * T);
+  }
+  return out;
+}
+
+/**
+ * The NLL of the members' averaged probability from each member's NLL:
+ * −log((1/K) Σ_k exp(−nll_k)), per token, in float64 (0 stays 0: ignored positions).
+ * @param member float32 [B, K, T]
+ * @param out float32 [B, T]
+ */
+function mixtureTokenLosses(member: Float32Array, B: number, K: number, T: number, out: Tensor<"float32">): Tensor<"float32"> {
+  const data = out.data;
+  const logK = Math.log(K);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      let min = Infinity;
+      for (let k = 0; k < K; k++) min = Math.min(min, member[(b * K + k) * T + t]!);
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += Math.exp(min - member[(b * K + k) * T + t]!);
+      data[b * T + t] = min - Math.log(sum) + logK;
+    }
+  }
+  return out;
+}
+
+/**
+ * log p̄ of each row from its K members' logits: log((1/K) Σ_k softmax(z_k)), in float64 per
+ * element (log-sum-exp over the vocabulary per member, then over the members).
+ * @param memberLogits float32 [rows, K, V]
+ * @param out float32 [rows, V]
+ */
+function logMeanSoftmax(memberLogits: Float32Array, rows: number, K: number, V: number, out: Float32Array): void {
+  const lse = new Float64Array(K);
+  const logK = Math.log(K);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < K; k++) {
+      const z = memberLogits.subarray((r * K + k) * V, (r * K + k + 1) * V);
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) if (z[v]! > max) max = z[v]!;
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(z[v]! - max);
+      lse[k] = max + Math.log(sum);
+    }
+    for (let v = 0; v < V; v++) {
+      let max = -Infinity;
+      for (let k = 0; k < K; k++) max = Math.max(max, memberLogits[(r * K + k) * V + v]! - lse[k]!);
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += Math.exp(memberLogits[(r * K + k) * V + v]! - lse[k]! - max);
+      out[r * V + v] = max === -Infinity ? -Infinity : max + Math.log(sum) - logK;
+    }
+  }
+}
+
 export class LlamaModel {
   readonly layout: ParamLayout;
   /** float32 master parameters, flat, in `layout`. */
@@ -239,13 +347,25 @@ export class LlamaModel {
   readonly headChunkRows: number;
   #bf16Stale = true;
   #workspace: Workspace | null = null;
+  /** The gradient buffer [headChunkRows, V] of a LogitsTerm, allocated on first use. */
+  #termGrad: Tensor<"float32"> | null = null;
   #decode: DecodeWorkspace | null = null;
-  /** What the last forward with labels saved for backward; null when there is nothing to differentiate. */
-  #pending: { ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number } | null = null;
+  /**
+   * What the last forward with labels saved for backward; null when there is nothing to
+   * differentiate. B counts the rows run (members included); count the logical tokens.
+   */
+  #pending: {
+    ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number;
+    members: number; dropout: DropoutDraw | null;
+  } | null = null;
   /** Counts markParamsChanged() and setBranchScale() calls: a backward must see the parameters its forward saw. */
   #version = 0;
   /** Per layer, the factor on its two residual branches (1 everywhere unless setBranchScale changed it). */
   readonly #branchScales: Float64Array;
+  #film: FilmEnsemble | null = null;
+  #dropoutP = 0;
+  #dropoutStream: RandomStream | null = null;
+  #mcDropout: { samples: number; seed: number } | null = null;
   #disposed = false;
 
   constructor(readonly config: LlamaConfig, options: LlamaModelOptions = {}) {
@@ -337,9 +457,84 @@ export class LlamaModel {
     return s;
   }
 
+  /** The attached FiLM-Ensemble (null: a plain model). */
+  get film(): FilmEnsemble | null {
+    return this.#film;
+  }
+
+  /**
+   * Makes the model a FiLM-Ensemble of film.ensembleSize members (see the module comment), or
+   * plain again with null. The model owns the ensemble from then on (dispose() frees it; a
+   * replaced one is disposed). A forward waiting for its backward is invalidated.
+   */
+  attachFilm(film: FilmEnsemble | null): void {
+    this.#checkAlive();
+    if (film !== null) {
+      if (this.#mcDropout) throw new GrowlmError("LlamaModel.attachFilm", "MC dropout is on: an ensemble is either FiLM members or dropout samples (setMcDropout(null) first)");
+      const sites = 2 * this.config.num_hidden_layers + 1;
+      if (film.hiddenSize !== this.config.hidden_size || film.sites.length !== sites) {
+        throw new GrowlmError("LlamaModel.attachFilm", `the ensemble has ${film.sites.length} sites of ${film.hiddenSize} channels but the model needs ${sites} of ${this.config.hidden_size}`);
+      }
+    }
+    if (this.#film !== film) this.#film?.dispose();
+    this.#film = film;
+    this.#version++;
+  }
+
+  /** The dropout probability of training forwards (0: none). */
+  get dropout(): number {
+    return this.#dropoutP;
+  }
+
+  /**
+   * Dropout with probability p on every attention and MLP output (src/probabilistic/
+   * mc-dropout.ts): in training forwards (forwardBackward) with masks from `stream` (the
+   * trainer's RandomStream, which each forward advances), and in inference forwards when
+   * setMcDropout is on. p = 0 turns it off.
+   */
+  setDropout(p: number, stream: RandomStream | null = null): void {
+    this.#checkAlive();
+    if (!(p >= 0 && Math.fround(p) < 1)) throw new GrowlmError("LlamaModel.setDropout", `the dropout probability must be in [0, 1) but is ${p}`);
+    this.#dropoutP = p;
+    this.#dropoutStream = stream;
+    this.#version++;
+  }
+
+  /** MC dropout at inference: samples per row and the masks' Philox key (null: off). */
+  get mcDropout(): { samples: number; seed: number } | null {
+    return this.#mcDropout;
+  }
+
+  /**
+   * MC dropout: inference forwards (forward() and forwardCached()) run `samples` dropout
+   * samples of every row with the dropout probability of setDropout, keyed by `seed`, and
+   * average their probabilities. null turns it off.
+   */
+  setMcDropout(options: { samples: number; seed?: number } | null): void {
+    this.#checkAlive();
+    const op = "LlamaModel.setMcDropout";
+    if (options !== null) {
+      if (this.#film) throw new GrowlmError(op, "a FiLM-Ensemble is attached: an ensemble is either FiLM members or dropout samples");
+      if (!Number.isSafeInteger(options.samples) || options.samples < 1) throw new GrowlmError(op, `mc_samples must be a positive integer but is ${options.samples}`);
+      const seed = options.seed ?? 0;
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new GrowlmError(op, `the seed must be an integer >= 0 but is ${seed}`);
+      this.#mcDropout = { samples: options.samples, seed };
+    } else {
+      this.#mcDropout = null;
+    }
+    this.#version++;
+  }
+
+  /** Members an inference forward (forward(), forwardCached()) runs per row: M, S or 1. */
+  get inferenceMembers(): number {
+    if (this.#film) return this.#film.ensembleSize;
+    return this.#mcDropout && this.#dropoutP > 0 ? this.#mcDropout.samples : 1;
+  }
+
   zeroGrad(): void {
     this.#checkAlive();
     this.grads.data.fill(0);
+    this.#film?.zeroGrad();
   }
 
   /**
@@ -364,7 +559,7 @@ export class LlamaModel {
     if (pending.version !== this.#version) throw new GrowlmError(op, "the parameters changed since the forward");
     const weight = options.lossWeight ?? 1 / pending.count;
     if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
-    this.#head(ws, pending.B * pending.T, true, weight, null);
+    this.#head(ws, pending.B * pending.T, true, weight / pending.members, null, options.logitsTerm);
     this.#backwardLayers(options.onGradientsFinal);
   }
 
@@ -385,6 +580,12 @@ export class LlamaModel {
    * prompts with `cache.keyBegin` set to each row's first real slot; each later step passes
    * one token per row. Token t of row b has position `slot − keyBegin[b]` (padding slots get
    * position 0; nothing attends to them). Computes no loss and saves nothing for a backward.
+   *
+   * An ensemble of K = inferenceMembers members (FiLM-Ensemble, MC dropout) needs a cache of
+   * K members (new KvCache(config, rows, capacity, rows, K)); it runs every row once per
+   * member and returns log p̄, the log of the members' averaged next-token probabilities
+   * (a valid logits vector: softmax(log p̄) = p̄), so greedy search, sampling and beam search
+   * decode the ensemble's token distribution at every step.
    * @param ids int32 [rows, T] token ids in [0, vocab_size)
    * @param out optional float32 [rows, vocab_size] output
    * @returns float32 [rows, vocab_size] logits
@@ -392,7 +593,7 @@ export class LlamaModel {
   forwardCached(ids: Tensor, cache: KvCache, out?: Tensor): Tensor<"float32"> {
     this.#checkAlive();
     const op = "LlamaModel.forwardCached";
-    const { data: idData, B, T } = this.#ids(op, ids, "ids");
+    const { data: logicalIds, B: rows, T } = this.#ids(op, ids, "ids");
     const cfg = this.config;
     const V = cfg.vocab_size;
     const C = cfg.hidden_size;
@@ -401,37 +602,47 @@ export class LlamaModel {
     const Hkv = cfg.num_key_value_heads;
     const D = headDim(cfg);
     const kvC = Hkv * D;
+    const K = this.inferenceMembers;
     if (cache.numLayers !== cfg.num_hidden_layers || cache.numKvHeads !== Hkv || cache.headDim !== D) {
       throw new GrowlmError(op, `the cache holds ${cache.numLayers} layers of ${cache.numKvHeads} kv heads of size ${cache.headDim} but the model has ${cfg.num_hidden_layers} of ${Hkv} of size ${D}`);
     }
-    if (B !== cache.rows) throw new GrowlmError(op, `"ids" has ${B} rows but the cache has ${cache.rows} in use`);
+    if (cache.members !== K) throw new GrowlmError(op, `the cache keeps ${cache.members} member(s) per row but the model runs ${K} (inferenceMembers)`);
+    if (rows !== cache.rows) throw new GrowlmError(op, `"ids" has ${rows} rows but the cache has ${cache.rows} in use`);
     const start = cache.length;
     if (start + T > cache.capacity) throw new GrowlmError(op, `${T} new tokens after ${start} exceed the cache's ${cache.capacity} slots`);
-    for (let i = 0; i < idData.length; i++) {
-      const id = idData[i]!;
+    for (let i = 0; i < logicalIds.length; i++) {
+      const id = logicalIds[i]!;
       if (id < 0 || id >= V) throw new GrowlmError(op, `"ids" holds ${id} at flat index ${i}, outside [0, ${V})`);
     }
-    const logits = out ?? Tensor.empty([B, V]);
-    if (logits.dtype !== "float32" || logits.ndim !== 2 || logits.shape[0] !== B || logits.shape[1] !== V) {
-      throw new GrowlmError(op, `expected "out" float32 [${B}, ${V}] but received ${logits.dtype} [${logits.shape.join(", ")}]`);
+    const logits = out ?? Tensor.empty([rows, V]);
+    if (logits.dtype !== "float32" || logits.ndim !== 2 || logits.shape[0] !== rows || logits.shape[1] !== V) {
+      throw new GrowlmError(op, `expected "out" float32 [${rows}, ${V}] but received ${logits.dtype} [${logits.shape.join(", ")}]`);
     }
+    // Storage row b·K + k is member k of row b.
+    const B = rows * K;
+    const idData = K === 1 ? logicalIds : replicateRows(logicalIds, rows, T, K);
     const N = B * T;
     if (!this.#decode || this.#decode.capacity < N) {
       this.#decode?.dispose();
       this.#decode = new DecodeWorkspace(Math.max(N, this.#decode?.capacity ?? 0), cfg, this.paramsBf16 !== null);
     }
     const ws = this.#decode;
-    const keyBegin = cache.keyBegin.data as Int32Array;
+    const logicalBegin = cache.keyBegin.data as Int32Array;
+    const keyBegin = K === 1 ? logicalBegin : Int32Array.from({ length: B }, (_, r) => logicalBegin[Math.floor(r / K)]!);
     const positions = ws.positions.subarray(0, N);
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const position = start + t - keyBegin[b]!;
         if (position >= cfg.max_position_embeddings) {
-          throw new GrowlmError(op, `row ${b} reaches position ${position}, beyond max_position_embeddings = ${cfg.max_position_embeddings}`);
+          throw new GrowlmError(op, `row ${Math.floor(b / K)} reaches position ${position}, beyond max_position_embeddings = ${cfg.max_position_embeddings}`);
         }
         positions[b * T + t] = Math.max(0, position);
       }
     }
+    const dropout =
+      this.#mcDropout && this.#dropoutP > 0
+        ? samplingDropoutDraw(this.#dropoutP, this.#mcDropout.seed, Array.from(cache.sampleKeys), K, T, positions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, C)
+        : null;
     if (this.paramsBf16 && this.#bf16Stale) {
       binding.f32ToBf16(this.paramsBf16.data, this.params.data, this.layout.numel);
       this.#bf16Stale = false;
@@ -454,7 +665,7 @@ export class LlamaModel {
     const span = cache.capacity * kvC;
     binding.embeddingForward(x, idData, this.#p("model.embed_tokens.weight"), N, V, C);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
-      binding.rmsnormForward(h, rstd, x, this.#p(layerParamName(l, "input_layernorm")), N, C, cfg.rms_norm_eps);
+      this.#normForward(2 * l, h, rstd, x, layerParamName(l, "input_layernorm"), N, T);
       const h1 = this.#operand(h, hb, N * C);
       gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
       gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
@@ -470,13 +681,15 @@ export class LlamaModel {
       binding.attentionCachedForward(att, q, keys.data, values.data, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
       const scale = this.#branchScales[l]!;
       gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
+      if (dropout) binding.rngDropout(mid, mid, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l));
       binding.add(mid, mid, x, N * C);
-      binding.rmsnormForward(h, rstd, mid, this.#p(layerParamName(l, "post_attention_layernorm")), N, C, cfg.rms_norm_eps);
+      this.#normForward(2 * l + 1, h, rstd, mid, layerParamName(l, "post_attention_layernorm"), N, T);
       const h2 = this.#operand(h, hb, N * C);
       gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
       gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
       binding.swigluForward(act, gate, up, N * I);
       gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
+      if (dropout) binding.rngDropout(x, x, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l + 1));
       binding.add(x, x, mid, N * C);
     }
     cache.length = start + T;
@@ -484,8 +697,10 @@ export class LlamaModel {
     const last = sub(ws.mid, B * C);
     for (let b = 0; b < B; b++) last.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
     const hf = sub(ws.h, B * C);
-    binding.rmsnormForward(hf, sub(ws.rstd, B), last, this.#p("model.norm.weight"), B, C, cfg.rms_norm_eps);
-    gemm(false, true, B, V, C, this.#operand(hf, hb && sub(hb, B * C), B * C), this.#w(this.#headName), 0, logits.data as F32);
+    this.#normForward(2 * cfg.num_hidden_layers, hf, sub(ws.rstd, B), last, "model.norm.weight", B, 1);
+    const head = K === 1 ? (logits.data as F32) : new Float32Array(B * V);
+    gemm(false, true, B, V, C, this.#operand(hf, hb && sub(hb, B * C), B * C), this.#w(this.#headName), 0, head);
+    if (K > 1) logMeanSoftmax(head, rows, K, V, logits.data as F32);
     return logits as Tensor<"float32">;
   }
 
@@ -500,13 +715,39 @@ export class LlamaModel {
     return { data: t.data as Int32Array, B: t.shape[0]!, T: t.shape[1]! };
   }
 
-  #workspaceFor(B: number, T: number): Workspace {
+  /** The buffers of B rows (members included) of T tokens, run by K members, with or without dropout. */
+  #workspaceFor(B: number, T: number, K: number, dropout: boolean): Workspace {
     const ws = this.#workspace;
-    if (ws && ws.B === B && ws.T === T) return ws;
+    if (ws && ws.B === B && ws.T === T && ws.members === K && ws.dropout === dropout) return ws;
     ws?.dispose();
     const rows = Math.min(this.headChunkRows, B * T);
-    this.#workspace = new Workspace(B, T, this.config, this.recompute, this.matmul === "bfloat16", rows);
+    this.#workspace = new Workspace(B, T, this.config, this.recompute, this.matmul === "bfloat16", rows, K, dropout);
     return this.#workspace;
+  }
+
+  /**
+   * The RMSNorm of site `site` (2l, 2l + 1: layer l's two norms; 2L: the final norm) over N
+   * rows in runs of `group` rows per sequence, followed by the FiLM members' γ, β when an
+   * ensemble is attached.
+   */
+  #normForward(site: number, out: F32, rstd: F32, inp: F32, weight: string, N: number, group: number): void {
+    const eps = this.config.rms_norm_eps;
+    const C = this.config.hidden_size;
+    const film = this.#film;
+    if (!film) binding.rmsnormForward(out, rstd, inp, this.#p(weight), N, C, eps);
+    else binding.rmsnormFilmForward(out, rstd, inp, this.#p(weight), film.gamma(site), film.beta(site), N, C, group, film.ensembleSize, eps);
+  }
+
+  /** Backward of #normForward: dinp overwritten; the norm weight's, γ's and β's gradients accumulate. */
+  #normBackward(site: number, dinp: F32, dout: F32, inp: F32, weight: string, rstd: F32, N: number, group: number): void {
+    const C = this.config.hidden_size;
+    const film = this.#film;
+    if (!film) binding.rmsnormBackward(dinp, this.#g(weight), dout, inp, this.#p(weight), rstd, N, C);
+    else {
+      binding.rmsnormFilmBackward(
+        dinp, this.#g(weight), film.gammaGrad(site), film.betaGrad(site), dout, inp, this.#p(weight), film.gamma(site), rstd, N, C, group, film.ensembleSize,
+      );
+    }
   }
 
   /** Weight `name` as the matrix-product operand of the current precision. */
@@ -545,67 +786,100 @@ export class LlamaModel {
   #run(idsTensor: Tensor, options: ForwardOptions, backward: BackwardOptions | null): ForwardResult {
     this.#checkAlive();
     const op = backward === null ? "LlamaModel.forward" : "LlamaModel.forwardBackward";
-    const { data: ids, B, T } = this.#ids(op, idsTensor, "ids");
+    const logical = this.#ids(op, idsTensor, "ids");
     const cfg = this.config;
     const V = cfg.vocab_size;
+    const T = logical.T;
     if (T > cfg.max_position_embeddings) {
       throw new GrowlmError(op, `sequence length T = ${T} exceeds max_position_embeddings = ${cfg.max_position_embeddings}`);
     }
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
+    for (let i = 0; i < logical.data.length; i++) {
+      const id = logical.data[i]!;
       if (id < 0 || id >= V) throw new GrowlmError(op, `"ids" holds ${id} at flat index ${i}, outside [0, ${V})`);
     }
     const labels = options.labels ? this.#ids(op, options.labels, "labels") : null;
-    if (labels && (labels.B !== B || labels.T !== T)) {
-      throw new GrowlmError(op, `"labels" must have the shape of "ids" [${B}, ${T}] but is [${labels.B}, ${labels.T}]`);
+    if (labels && (labels.B !== logical.B || labels.T !== T)) {
+      throw new GrowlmError(op, `"labels" must have the shape of "ids" [${logical.B}, ${T}] but is [${labels.B}, ${labels.T}]`);
     }
     if (backward !== null && !labels) throw new GrowlmError(op, "labels are required for the backward");
-    const ws = this.#workspaceFor(B, T);
+    // K members run every row: rows b·K + k (K = 1: the plain model, nothing replicated).
+    const K = backward !== null ? (this.#film?.ensembleSize ?? 1) : this.inferenceMembers;
+    if (K > 1 && backward?.logitsTerm) throw new GrowlmError(op, `a logits term needs the plain model, but this one trains a FiLM ensemble of ${K} members`);
+    const B = logical.B * K;
+    const ids = K === 1 ? logical.data : replicateRows(logical.data, logical.B, T, K);
+    const dropping = this.#dropoutP > 0 && (backward !== null || this.#mcDropout !== null);
+    const ws = this.#workspaceFor(B, T, K, dropping);
     let positions = ws.positions;
     if (options.positions) {
       const p = this.#ids(op, options.positions, "positions");
-      if (p.B !== B || p.T !== T) throw new GrowlmError(op, `"positions" must have the shape of "ids" [${B}, ${T}]`);
-      positions = p.data;
+      if (p.B !== logical.B || p.T !== T) throw new GrowlmError(op, `"positions" must have the shape of "ids" [${logical.B}, ${T}]`);
+      positions = K === 1 ? p.data : replicateRows(p.data, logical.B, T, K);
     }
+    const dropout = dropping ? this.#dropoutDraw(op, backward !== null, K, logical.B, T, positions, options.sampleKeys) : null;
     if (this.paramsBf16 && this.#bf16Stale) {
       binding.f32ToBf16(this.paramsBf16.data, this.params.data, this.layout.numel);
       this.#bf16Stale = false;
     }
 
-    // Targets: row (b, t) predicts labels[b, t + 1].
+    // Targets: row (b, t) predicts labels[b, t + 1] (member rows share their sample's labels).
     let count = 0;
     if (labels) {
-      for (let b = 0; b < B; b++) {
+      for (let b = 0; b < logical.B; b++) {
         for (let t = 0; t < T; t++) {
           const target = t + 1 < T ? labels.data[b * T + t + 1]! : -100;
           if (target !== -100 && (target < 0 || target >= V)) {
             throw new GrowlmError(op, `"labels" holds ${target} at [${b}, ${t + 1}], neither -100 nor in [0, ${V})`);
           }
-          ws.targets[b * T + t] = target;
+          for (let k = 0; k < K; k++) ws.targets[(b * K + k) * T + t] = target;
           if (target !== -100) count++;
         }
       }
     }
+    if (dropout && backward !== null) this.#dropoutStream!.offset += trainingDropoutElements(2 * cfg.num_hidden_layers, B * T, cfg.hidden_size);
 
     const N = B * T;
     const C = cfg.hidden_size;
     binding.embeddingForward(ws.residual[0]!, ids, this.#p("model.embed_tokens.weight"), N, V, C);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
-      this.#layerForward(l, ws, this.recompute ? ws.layers[0]! : ws.layers[l]!, positions);
+      this.#layerForward(l, ws, this.recompute ? ws.layers[0]! : ws.layers[l]!, positions, dropout);
     }
-    binding.rmsnormForward(ws.hf, ws.rstdf, ws.residual[cfg.num_hidden_layers]!, this.#p("model.norm.weight"), N, C, cfg.rms_norm_eps);
+    this.#normForward(2 * cfg.num_hidden_layers, ws.hf, ws.rstdf, ws.residual[cfg.num_hidden_layers]!, "model.norm.weight", N, T);
 
     const weight = backward === null ? null : backward.lossWeight ?? 1 / count;
     if (weight !== null && !Number.isFinite(weight)) {
       throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${count === 0 ? " (no label is counted)" : ""}`);
     }
-    const logits = options.returnLogits ? Tensor.empty([B, T, V]) : null;
-    const lossSum = this.#head(ws, N, labels !== null, weight, logits);
-    this.#pending = labels ? { ids, positions, B, T, count, headDone: weight !== null, version: this.#version } : null;
-    const result: ForwardResult = { loss: labels ? lossSum / count : Number.NaN, lossSum: labels ? lossSum : Number.NaN, count };
-    if (labels) result.tokenLosses = ws.tokenLosses;
+    const logits = options.returnLogits ? Tensor.empty(K === 1 ? [logical.B, T, V] : [logical.B, K, T, V]) : null;
+    // Each member's token counts 1/K of its sample's weight: the mean over members.
+    const lossSum = this.#head(ws, N, labels !== null, weight === null ? null : weight / K, logits, backward?.logitsTerm) / K;
+    this.#pending = labels ? { ids, positions, B, T, count, headDone: weight !== null, version: this.#version, members: K, dropout } : null;
+    const result: ForwardResult = { loss: labels ? lossSum / count : Number.NaN, lossSum: labels ? lossSum : Number.NaN, count, members: K };
+    if (labels && K === 1) result.tokenLosses = ws.tokenLosses;
+    if (labels && K > 1) {
+      result.memberTokenLosses = ws.tokenLosses.reshape([logical.B, K, T]);
+      result.tokenLosses = mixtureTokenLosses(ws.tokenLosses.data, logical.B, K, T, ws.mixtureLosses!);
+    }
     if (logits) result.logits = logits;
     return result;
+  }
+
+  /**
+   * The masks of this forward: a training forward with setDropout's p draws from its stream;
+   * an inference forward with MC dropout samples K masks per row keyed by its sample key.
+   */
+  #dropoutDraw(
+    op: string, training: boolean, K: number, logicalRows: number, T: number, positions: Int32Array, sampleKeys: readonly number[] | undefined,
+  ): DropoutDraw {
+    const p = this.#dropoutP;
+    const cfg = this.config;
+    if (training) {
+      const stream = this.#dropoutStream;
+      if (!stream) throw new GrowlmError(op, `dropout ${p} needs a random stream for training: setDropout(p, trainer.rng)`);
+      return trainingDropoutDraw(p, stream.seed, stream.offset, logicalRows * K * T, cfg.hidden_size);
+    }
+    const keys = sampleKeys ?? Array.from({ length: logicalRows }, (_, b) => b);
+    if (keys.length !== logicalRows) throw new GrowlmError(op, `"sampleKeys" has ${keys.length} entries for ${logicalRows} rows`);
+    return samplingDropoutDraw(p, this.#mcDropout!.seed, keys, K, T, positions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, cfg.hidden_size);
   }
 
   /** The sizes one layer works with: rows N = B·T, hidden C, intermediate I, heads H and Hkv of size D. */
@@ -618,11 +892,11 @@ export class LlamaModel {
     };
   }
 
-  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array): void {
+  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array, dropout: DropoutDraw | null): void {
     const cfg = this.config;
     const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const x = ws.residual[l]!;
-    binding.rmsnormForward(a.h1, a.rstd1, x, this.#p(layerParamName(l, "input_layernorm")), N, C, cfg.rms_norm_eps);
+    this.#normForward(2 * l, a.h1, a.rstd1, x, layerParamName(l, "input_layernorm"), N, T);
     const h1 = this.#operand(a.h1, a.h1b, N * C);
     gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, a.q);
     gemm(false, true, N, Hkv * D, C, h1, this.#lw(l, "k_proj"), 0, a.k);
@@ -633,8 +907,9 @@ export class LlamaModel {
     const att = this.#operand(a.att, a.attb, N * C);
     const scale = this.#branchScales[l]!;
     gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid, scale);
+    if (dropout) binding.rngDropout(a.mid, a.mid, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l));
     binding.add(a.mid, a.mid, x, N * C);
-    binding.rmsnormForward(a.h2, a.rstd2, a.mid, this.#p(layerParamName(l, "post_attention_layernorm")), N, C, cfg.rms_norm_eps);
+    this.#normForward(2 * l + 1, a.h2, a.rstd2, a.mid, layerParamName(l, "post_attention_layernorm"), N, T);
     const h2 = this.#operand(a.h2, a.h2b, N * C);
     gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, a.gate);
     gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, a.up);
@@ -642,6 +917,7 @@ export class LlamaModel {
     const act = this.#operand(a.act, a.actb, N * I);
     const out = ws.residual[l + 1]!;
     gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out, scale);
+    if (dropout) binding.rngDropout(out, out, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l + 1));
     binding.add(out, out, a.mid, N * C);
   }
 
@@ -650,7 +926,7 @@ export class LlamaModel {
    * head's backward: ws.dres = ∂/∂hf, the head weight's gradient accumulated.
    * @returns the summed NLL (float64)
    */
-  #head(ws: Workspace, N: number, withLoss: boolean, weight: number | null, logitsOut: Tensor | null): number {
+  #head(ws: Workspace, N: number, withLoss: boolean, weight: number | null, logitsOut: Tensor | null, term?: LogitsTerm): number {
     const cfg = this.config;
     const V = cfg.vocab_size;
     const C = cfg.hidden_size;
@@ -669,7 +945,19 @@ export class LlamaModel {
       const lse = ws.headLse.subarray(0, rows);
       lossSum += binding.crossEntropyForward(tokenLosses.subarray(r0, r0 + rows), lse, logits, targets, rows, V, -100).lossSum;
       if (weight === null || !dW) continue;
+      let termGrad: F32 | null = null;
+      if (term) {
+        this.#termGrad ??= Tensor.empty([ws.headRows * V]);
+        if (this.#termGrad.numel < rows * V) {
+          this.#termGrad.dispose();
+          this.#termGrad = Tensor.empty([ws.headRows * V]);
+        }
+        termGrad = this.#termGrad.data.subarray(0, rows * V);
+        termGrad.fill(0);
+        term(r0, rows, logits, termGrad);
+      }
       binding.crossEntropyBackward(logits, logits, lse, targets, rows, V, -100, weight);
+      if (termGrad) binding.add(logits, logits, termGrad, rows * V);
       const dlogits = this.#operand(logits, ws.headLogitsB ? ws.headLogitsB.subarray(0, rows * V) : null, rows * V);
       gemm(false, false, rows, C, V, dlogits, W, 0, ws.dtmp.subarray(r0 * C, (r0 + rows) * C));
       gemm(true, false, V, C, rows, dlogits, hf.subarray(r0 * C, (r0 + rows) * C), 1, dW);
@@ -683,18 +971,18 @@ export class LlamaModel {
     const ws = this.#workspace!;
     this.#pending = null;
     const cfg = this.config;
-    const { B, T, ids, positions } = pending;
+    const { B, T, ids, positions, dropout } = pending;
     const N = B * T;
     const C = cfg.hidden_size;
     const L = cfg.num_hidden_layers;
     // #head left ∂/∂hf in dtmp.
-    binding.rmsnormBackward(ws.dres, this.#g("model.norm.weight"), ws.dtmp.subarray(0, N * C), ws.residual[L]!, this.#p("model.norm.weight"), ws.rstdf, N, C);
+    this.#normBackward(2 * L, ws.dres, ws.dtmp.subarray(0, N * C), ws.residual[L]!, "model.norm.weight", ws.rstdf, N, T);
     // A tied head's gradient lives in the embedding's, which is final only at the end.
     onGradientsFinal?.(cfg.tie_word_embeddings ? ["model.norm.weight"] : ["model.norm.weight", "lm_head.weight"]);
     for (let l = L - 1; l >= 0; l--) {
       const a = this.recompute ? ws.layers[0]! : ws.layers[l]!;
-      if (this.recompute) this.#layerForward(l, ws, a, positions);
-      this.#layerBackward(l, ws, a, positions);
+      if (this.recompute) this.#layerForward(l, ws, a, positions, dropout);
+      this.#layerBackward(l, ws, a, positions, dropout);
       onGradientsFinal?.(LAYER_KINDS.map((kind) => layerParamName(l, kind)));
     }
     const embed = "model.embed_tokens.weight";
@@ -708,15 +996,22 @@ export class LlamaModel {
   }
 
   /** ws.dres holds ∂/∂x_{l+1} on entry and ∂/∂x_l on exit; parameter gradients accumulate. */
-  #layerBackward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array): void {
+  #layerBackward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array, dropout: DropoutDraw | null): void {
     const cfg = this.config;
     const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const kvC = Hkv * D;
     const g = (kind: ModuleKind): F32 => this.#g(layerParamName(l, kind));
     const scale = this.#branchScales[l]!;
 
-    // MLP: x' = mid + scale·act·Wdᵀ
-    const dres = this.#operand(ws.dres, ws.dresB, N * C);
+    // The gradient of a dropped branch output is the stream's gradient through the same mask.
+    const branchGrad = (site: number): F32 => {
+      if (!dropout) return ws.dres;
+      binding.rngDropout(ws.ddrop!, ws.dres, N, C, dropout.p, dropout.seed, dropout.rowOffsets(site));
+      return ws.ddrop!;
+    };
+
+    // MLP: x' = mid + scale·dropout(act·Wdᵀ)
+    const dres = this.#operand(branchGrad(2 * l + 1), ws.dresB, N * C);
     const dact = ws.dact.subarray(0, N * I);
     gemm(false, false, N, I, C, dres, this.#lw(l, "down_proj"), 0, dact, scale);
     gemm(true, false, C, I, N, dres, a.actb ?? a.act, 1, g("down_proj"), scale);
@@ -731,11 +1026,11 @@ export class LlamaModel {
     gemm(true, false, I, C, N, dup, h2, 1, g("up_proj"));
     // ∂/∂mid = dres + rmsnorm_backward(dh2); dact is free scratch of at least N·C.
     const dmidNorm = ws.dact.subarray(0, N * C);
-    binding.rmsnormBackward(dmidNorm, g("post_attention_layernorm"), dh2, a.mid, this.#p(layerParamName(l, "post_attention_layernorm")), a.rstd2, N, C);
+    this.#normBackward(2 * l + 1, dmidNorm, dh2, a.mid, layerParamName(l, "post_attention_layernorm"), a.rstd2, N, T);
     binding.add(ws.dres, ws.dres, dmidNorm, N * C);
 
-    // Attention: mid = x + scale·att·Woᵀ
-    const dmid = this.#operand(ws.dres, ws.dresB, N * C);
+    // Attention: mid = x + scale·dropout(att·Woᵀ)
+    const dmid = this.#operand(branchGrad(2 * l), ws.dresB, N * C);
     const datt = ws.dtmp.subarray(0, N * C);
     gemm(false, false, N, C, C, dmid, this.#lw(l, "o_proj"), 0, datt, scale);
     gemm(true, false, C, C, N, dmid, a.attb ?? a.att, 1, g("o_proj"), scale);
@@ -754,7 +1049,7 @@ export class LlamaModel {
     gemm(true, false, kvC, C, N, dk, h1, 1, g("k_proj"));
     gemm(true, false, kvC, C, N, dv, h1, 1, g("v_proj"));
     const dxNorm = ws.dact.subarray(0, N * C);
-    binding.rmsnormBackward(dxNorm, g("input_layernorm"), dh1, ws.residual[l]!, this.#p(layerParamName(l, "input_layernorm")), a.rstd1, N, C);
+    this.#normBackward(2 * l, dxNorm, dh1, ws.residual[l]!, layerParamName(l, "input_layernorm"), a.rstd1, N, T);
     binding.add(ws.dres, ws.dres, dxNorm, N * C);
   }
 
@@ -766,8 +1061,12 @@ export class LlamaModel {
     this.#workspace = null;
     this.#decode?.dispose();
     this.#decode = null;
+    this.#termGrad?.dispose();
+    this.#termGrad = null;
     this.params.dispose();
     this.grads.dispose();
     this.paramsBf16?.dispose();
+    this.#film?.dispose();
+    this.#film = null;
   }
 }

@@ -1,9 +1,12 @@
 /**
  * LlamaModel from and to Hugging Face directories (transformers' from_pretrained /
  * save_pretrained): config.json, generation_config.json and safetensors weights, single or
- * sharded. Weights stream tensor by tensor into the model's flat buffer.
+ * sharded. Weights stream tensor by tensor into the model's flat buffer. A probabilistic
+ * model's extra files (probabilistic.json, film.safetensors: src/probabilistic/checkpoint.ts)
+ * are read and written with them.
  */
 import { type GenerationConfig, loadWeights, readModelConfig, saveModelDir, type SavedModelDir } from "../io/hf.js";
+import { loadProbabilistic, saveProbabilistic } from "../probabilistic/checkpoint.js";
 import { LlamaModel, type LlamaModelOptions } from "./llama.js";
 
 /** Loads the model in `dir` (float32 master weights; F16/BF16 files are widened exactly). */
@@ -11,6 +14,7 @@ export function loadPretrained(dir: string, options: LlamaModelOptions = {}): Ll
   const model = new LlamaModel(readModelConfig(dir), options);
   try {
     loadWeights(dir, model.layout, model.params);
+    loadProbabilistic(model, dir);
   } catch (err) {
     model.dispose();
     throw err;
@@ -29,7 +33,7 @@ export interface SavePretrainedOptions {
 
 /** Writes `model` as a Hugging Face directory that transformers loads unchanged (atomic per file). */
 export function savePretrained(model: LlamaModel, dir: string, options: SavePretrainedOptions = {}): SavedModelDir {
-  return saveModelDir(dir, {
+  const saved = saveModelDir(dir, {
     config: model.config,
     layout: model.layout,
     flat: model.params,
@@ -37,4 +41,6 @@ export function savePretrained(model: LlamaModel, dir: string, options: SavePret
     ...(options.maxShardSize !== undefined ? { maxShardSize: options.maxShardSize } : {}),
     ...(options.generationConfig ? { generationConfig: options.generationConfig } : {}),
   });
+  saveProbabilistic(model, dir);
+  return saved;
 }

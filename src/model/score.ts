@@ -2,6 +2,11 @@
  * Log-likelihood scoring: for each token sequence, log p(token t+1 | tokens ≤ t) of every
  * actual next token and the mean next-token NLL. This is `growlm score` and the primitive
  * of log-likelihood evaluation (lm-evaluation-harness style multiple choice).
+ *
+ * An ensemble model (FiLM-Ensemble, MC dropout: K = inferenceMembers > 1) scores with the
+ * members' averaged token probabilities p̄ = (1/K) Σ_k p_k (token-level ensembling, as
+ * generation decodes); scoreContinuations also returns each member's log-likelihood, from
+ * which multiple-choice calibration builds per-member choice distributions.
  */
 import { GrowlmError } from "../errors.js";
 import { Tensor } from "../tensor.js";
@@ -49,7 +54,7 @@ export function scoreSequences(model: LlamaModel, sequences: readonly (readonly 
       (ids.data as Int32Array).set(seq, b * T);
       (labels.data as Int32Array).set(seq, b * T);
     });
-    const { tokenLosses } = model.forward(ids, { labels });
+    const { tokenLosses } = model.forward(ids, { labels, sampleKeys: batch });
     const nll = tokenLosses!.data as Float32Array;
     batch.forEach((i, b) => {
       const n = sequences[i]!.length - 1;
@@ -76,10 +81,12 @@ export interface ContinuationRequest {
 }
 
 export interface ContinuationScore {
-  /** Σ log p(continuation token | everything before it) over the continuation (nats). */
+  /** Σ log p(continuation token | everything before it) over the continuation (nats); p = p̄ for an ensemble. */
   logprob: number;
-  /** Whether every continuation token is the argmax of its position's logits (first maximum on ties). */
+  /** Whether every continuation token is the argmax of its position's logits (of log p̄ for an ensemble; first maximum on ties). */
   isGreedy: boolean;
+  /** K > 1 members only: each member's Σ log p_k over the continuation. */
+  memberLogprobs?: number[];
 }
 
 export interface ContinuationOptions {
@@ -131,6 +138,8 @@ export function scoreContinuations(
   interface Input {
     ids: number[];
     members: number[];
+    /** The input's index among the distinct inputs in request order (its MC-dropout key). */
+    key: number;
   }
   const inputs: Input[] = [];
   const byKey = new Map<string, Input>();
@@ -145,7 +154,7 @@ export function scoreContinuations(
     const key = ids.join(",");
     let input = byKey.get(key);
     if (!input) {
-      input = { ids, members: [] };
+      input = { ids, members: [], key: inputs.length };
       byKey.set(key, input);
       inputs.push(input);
     }
@@ -162,9 +171,15 @@ export function scoreContinuations(
     const B = batch.length;
     const ids = Tensor.zeros([B, T], "int32");
     batch.forEach((input, b) => (ids.data as Int32Array).set(input.ids, b * T));
-    const { logits } = model.forward(ids, { returnLogits: true });
+    const { logits, members } = model.forward(ids, { returnLogits: true, sampleKeys: batch.map((input) => input.key) });
     ids.dispose();
     const data = logits!.data as Float32Array;
+    if (members > 1) {
+      batch.forEach((input, b) => scoreEnsembleInput(data, b, members, T, V, input, requests, scores));
+      logits!.dispose();
+      options.onProgress?.(start, inputs.length);
+      continue;
+    }
     batch.forEach((input, b) => {
       // log-sum-exp and argmax of each scored row, computed once per row of this input.
       const rows = new Map<number, { lse: number; argmax: number }>();
@@ -211,4 +226,63 @@ export function scoreContinuations(
     options.onProgress?.(start, inputs.length);
   }
   return scores;
+}
+
+/**
+ * The scores of one input's requests from K members' logits [B, K, T, V] (input b): per
+ * member Σ log p_k, and the ensemble's Σ log p̄ with p̄ = (1/K) Σ_k softmax(z_k) per token.
+ */
+function scoreEnsembleInput(
+  data: Float32Array,
+  b: number,
+  K: number,
+  T: number,
+  V: number,
+  input: { ids: readonly number[]; members: readonly number[] },
+  requests: readonly ContinuationRequest[],
+  scores: ContinuationScore[],
+): void {
+  // Per scored position: each member's log-softmax row, and log p̄ over the vocabulary.
+  const rows = new Map<number, { member: Float64Array[]; mixture: Float64Array; argmax: number }>();
+  const row = (t: number) => {
+    let stats = rows.get(t);
+    if (stats) return stats;
+    const member = Array.from({ length: K }, (_, k) => {
+      const base = ((b * K + k) * T + t) * V;
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, data[base + v]!);
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(data[base + v]! - max);
+      const lse = max + Math.log(sum);
+      return Float64Array.from({ length: V }, (_, v) => data[base + v]! - lse);
+    });
+    const mixture = new Float64Array(V);
+    let argmax = 0;
+    for (let v = 0; v < V; v++) {
+      let max = -Infinity;
+      for (let k = 0; k < K; k++) max = Math.max(max, member[k]![v]!);
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += Math.exp(member[k]![v]! - max);
+      mixture[v] = max + Math.log(sum / K);
+      if (mixture[v]! > mixture[argmax]!) argmax = v;
+    }
+    stats = { member, mixture, argmax };
+    rows.set(t, stats);
+    return stats;
+  };
+  const L = input.ids.length;
+  for (const i of input.members) {
+    const continuation = requests[i]!.continuation;
+    const first = L - continuation.length;
+    let logprob = 0;
+    let isGreedy = true;
+    const memberLogprobs = new Array<number>(K).fill(0);
+    continuation.forEach((token, j) => {
+      const stats = row(first + j);
+      logprob += stats.mixture[token]!;
+      if (stats.argmax !== token) isGreedy = false;
+      for (let k = 0; k < K; k++) memberLogprobs[k] = memberLogprobs[k]! + stats.member[k]![token]!;
+    });
+    scores[i] = { logprob, isGreedy, memberLogprobs };
+  }
 }

@@ -4,7 +4,8 @@
  * exp_avg_sq.<param> under the parameters' names) and trainer_state.json (Hugging Face's
  * global_step and log_history, and growlm's optimizer step, hyperparameters, schedule and
  * random-stream position). Resuming at step k and training to n gives bitwise the
- * parameters of an uninterrupted run.
+ * parameters of an uninterrupted run. A FiLM-Ensemble's moments sit in optimizer.safetensors
+ * under its tensors' names (exp_avg.model.norm.film_gamma, ...).
  *
  * The directory is written whole under a temporary name and renamed into place, so a crash
  * leaves the previous checkpoint or the new one.
@@ -62,6 +63,10 @@ export function saveTrainingCheckpoint(dir: string, trainer: Trainer, extras: Tr
       { name: `exp_avg.${e.name}`, shape: e.shape, data: optimizer.m.data.subarray(e.offset, e.offset + e.numel) },
       { name: `exp_avg_sq.${e.name}`, shape: e.shape, data: optimizer.v.data.subarray(e.offset, e.offset + e.numel) },
     ]);
+    if (model.film && optimizer.filmM && optimizer.filmV) {
+      const [m, v] = [model.film.tensors(optimizer.filmM), model.film.tensors(optimizer.filmV)];
+      m.forEach((t, i) => moments.push({ ...t, name: `exp_avg.${t.name}` }, { ...v[i]!, name: `exp_avg_sq.${t.name}` }));
+    }
     writeSafetensors(path.join(staging, OPTIMIZER_STATE_NAME), moments, { dtype: "F32", metadata: { step: String(optimizer.step) } });
     for (const file of extras.copyFiles ?? []) fs.copyFileSync(file, path.join(staging, path.basename(file)));
     const state: TrainerStateJson = {
@@ -154,6 +159,19 @@ export function loadTrainingCheckpoint(dir: string, options: LlamaModelOptions =
             throw new GrowlmError(op, `${file}: tensor "${name}" has shape [${entry.shape.join(", ")}] but the model's is [${e.shape.join(", ")}]`);
           }
           reader.readInto(name, buffer.data.subarray(e.offset, e.offset + e.numel));
+        }
+      }
+      const film = model.film;
+      if (film && trainer.optimizer.filmM && trainer.optimizer.filmV) {
+        for (const [prefix, buffer] of [["exp_avg", trainer.optimizer.filmM], ["exp_avg_sq", trainer.optimizer.filmV]] as const) {
+          for (const t of film.tensors(buffer)) {
+            const name = `${prefix}.${t.name}`;
+            if (!reader.has(name)) throw new GrowlmError(op, `${file}: missing tensor "${name}"`);
+            if (reader.entry(name).shape.join(",") !== t.shape.join(",")) {
+              throw new GrowlmError(op, `${file}: tensor "${name}" has shape [${reader.entry(name).shape.join(", ")}] but the ensemble's is [${t.shape.join(", ")}]`);
+            }
+            reader.readInto(name, t.data);
+          }
         }
       }
     } finally {

@@ -16,7 +16,8 @@
  * group of parameters whose gradients are final (LlamaModel's onGradientsFinal); a bucket
  * whose parameters are all final starts its all-reduce at once, buckets always in index order
  * so every rank starts the same collectives in the same order. Parameters the model does not
- * report are covered when the backward ends.
+ * report are covered when the backward ends, and so are a FiLM-Ensemble's γ and β
+ * (src/probabilistic/film.ts), a second flat buffer reduced whole.
  *
  * What overlaps with the TCP communicator: a bucket's transfer, its rank-ordered sum and its
  * all-gather run on the communicator's thread while the backward computes the layers before it.
@@ -121,9 +122,14 @@ export class DataParallel {
     this.#works = this.buckets.map(() => null);
   }
 
-  /** Copies rank 0's parameters to every rank (DDP does it when it wraps a model), so all ranks start alike. */
+  /**
+   * Copies rank 0's parameters (and its FiLM-Ensemble's) to every rank, as DDP does when it
+   * wraps a model, so all ranks start alike.
+   */
   broadcastParameters(): void {
-    this.communicator.broadcast(this.model.params.data, 0).wait();
+    const works = [this.communicator.broadcast(this.model.params.data, 0)];
+    if (this.model.film) works.push(this.communicator.broadcast(this.model.film.params.data, 0));
+    for (const work of works) work.wait();
     this.model.markParamsChanged();
   }
 
@@ -146,20 +152,25 @@ export class DataParallel {
     };
   }
 
-  /** Starts the buckets not started yet, waits for all, and leaves the summed gradients in model.grads. */
+  /**
+   * Starts the buckets not started yet, and the FiLM-Ensemble's gradients (one more
+   * all-reduce: the model does not report them, they are final only when the backward ends),
+   * waits for all, and leaves the summed gradients in model.grads (and model.film.grads).
+   */
   finishBackward(): void {
     if (!this.#active) throw new GrowlmError("DataParallel.finishBackward", "no backward is being reduced (startBackward)");
     while (this.#next < this.buckets.length) this.#launch(this.#next++);
     this.#active = false;
-    // Wait for every bucket even after a failure, so none is left in flight; report the first failure.
+    const works = this.#works.splice(0, this.#works.length, ...this.buckets.map(() => null));
+    if (this.model.film) works.push(this.communicator.allReduce(this.model.film.grads.data, "sum"));
+    // Wait for every collective even after a failure, so none is left in flight; report the first failure.
     let failure: unknown = null;
-    for (let i = 0; i < this.#works.length; i++) {
+    for (const work of works) {
       try {
-        this.#works[i]!.wait();
+        work!.wait();
       } catch (err) {
         failure ??= err;
       }
-      this.#works[i] = null;
     }
     if (failure !== null) throw failure;
   }

@@ -2,9 +2,11 @@
  * TrainingArguments by their Hugging Face names: the table that maps `growlm finetune`'s flags
  * and a continual scenario's per-stage "training" objects onto FinetuneOptions.
  */
+import { STRATEGY_FLAGS } from "../continual/strategy.js";
 import { PROMPT_FORMATS } from "../data/prompts.js";
 import { GrowlmError } from "../errors.js";
 import type { FlagSpec } from "../cli/hf-args.js";
+import { PROBABILISTIC_METHODS } from "../probabilistic/finetune-mode.js";
 import { FINETUNE_DEFAULTS, type FinetuneOptions } from "./finetune.js";
 import { LR_SCHEDULER_TYPES } from "./lr.js";
 
@@ -49,6 +51,13 @@ export const TRAINING_FLAGS: Record<string, FlagSpec & { field: keyof FinetuneOp
   gradient_checkpointing: { kind: "bool", field: "gradientCheckpointing" },
   max_train_samples: { kind: "int", field: "maxTrainSamples" },
   max_eval_samples: { kind: "int", field: "maxEvalSamples" },
+  // Probabilistic fine-tuning (src/probabilistic/finetune-mode.ts).
+  probabilistic: { kind: "string", choices: PROBABILISTIC_METHODS, field: "probabilistic" },
+  ensemble_size: { kind: "int", field: "ensembleSize" },
+  film_init_gain: { kind: "float", field: "filmInitGain" },
+  dropout: { kind: "float", field: "dropout" },
+  mc_samples: { kind: "int", field: "mcSamples" },
+  ...STRATEGY_FLAGS,
 };
 
 

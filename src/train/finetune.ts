@@ -13,6 +13,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
+import { ContinualStrategy, STRATEGY_DEFAULTS, type StrategyOptions, checkStrategyOptions } from "../continual/strategy.js";
 import { collate, epochOrder, tokenizeExample, type TokenizedExample } from "../data/collator.js";
 import { readDataset } from "../data/dataset.js";
 import type { PromptFormat } from "../data/prompts.js";
@@ -22,6 +23,7 @@ import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { trainFlopsPerToken } from "../model/flops.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loadPretrained, savePretrained } from "../model/pretrained.js";
+import { type ProbabilisticFinetuneOptions, DEFAULT_FILM_INIT_GAIN, prepareProbabilisticModel } from "../probabilistic/finetune-mode.js";
 import { TRAINER_STATE_NAME, loadTrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js";
 import { type Communicator, sumAcrossRanks } from "./comm.js";
 import { type DistributedTraining, shardIndices } from "./data-parallel.js";
@@ -31,8 +33,12 @@ import { type Batch, Trainer } from "./trainer.js";
 
 export type IntervalStrategy = "no" | "steps" | "epoch";
 
-/** TrainingArguments (and the study's data arguments) in camelCase, with their defaults below. */
-export interface FinetuneOptions {
+/**
+ * TrainingArguments (and the study's data arguments) in camelCase, with their defaults below;
+ * the probabilistic mode's options come from src/probabilistic/finetune-mode.ts, the
+ * continual-learning strategy's from src/continual/strategy.ts.
+ */
+export interface FinetuneOptions extends ProbabilisticFinetuneOptions, StrategyOptions {
   modelNameOrPath: string;
   dataset: string;
   datasetFormat: PromptFormat;
@@ -76,6 +82,7 @@ export interface FinetuneOptions {
 }
 
 export const FINETUNE_DEFAULTS: Omit<FinetuneOptions, "modelNameOrPath" | "dataset" | "outputDir"> = {
+  ...STRATEGY_DEFAULTS,
   datasetFormat: "none",
   numTrainEpochs: 3,
   maxSteps: -1,
@@ -110,6 +117,11 @@ export const FINETUNE_DEFAULTS: Omit<FinetuneOptions, "modelNameOrPath" | "datas
   gradientCheckpointing: false,
   maxTrainSamples: null,
   maxEvalSamples: null,
+  probabilistic: null,
+  ensembleSize: null,
+  filmInitGain: DEFAULT_FILM_INIT_GAIN,
+  dropout: null,
+  mcSamples: null,
 };
 
 export type LogRecord = Record<string, number>;
@@ -130,6 +142,8 @@ export interface FinetuneResult {
   /** Tokens the steps of this call processed (padding excluded) and their training FLOPs (flops.ts). */
   trainTokens: number;
   trainFlops: number;
+  /** FLOPs of the continual-learning strategy outside the steps (EWC's Fisher passes, LwF's teacher pass). */
+  strategyFlops: number;
   /** The checkpoint folders present at the end. */
   checkpoints: string[];
 }
@@ -159,6 +173,7 @@ function check(options: FinetuneOptions): void {
   if (options.saveTotalLimit !== null && (!Number.isSafeInteger(options.saveTotalLimit) || options.saveTotalLimit < 1)) {
     throw new GrowlmError(op, `save_total_limit must be a positive integer but is ${options.saveTotalLimit}`);
   }
+  checkStrategyOptions(op, options);
 }
 
 /**
@@ -209,6 +224,9 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   const rank = communicator?.rank ?? 0;
   const world = communicator?.worldSize ?? 1;
   check(options);
+  if (communicator && options.clStrategy !== "naive") {
+    throw new GrowlmError(op, `--cl_strategy ${options.clStrategy} does not run data-parallel (its replay buffer, Fisher and teacher passes belong to one process): train this stage with one process`);
+  }
   const data = readDataset(options.dataset);
   const resumeDir =
     options.resumeFromCheckpoint === true
@@ -242,6 +260,12 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     logHistory = loaded.state.log_history.filter((r) => (r.step ?? 0) <= loaded.state.global_step);
   } else {
     const model = loadPretrained(options.modelNameOrPath, modelOptions);
+    try {
+      prepareProbabilisticModel(model, options, options.seed);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
     trainer = new Trainer(model, {
       schedule: { type: options.lrSchedulerType, learningRate: options.learningRate, totalSteps: maxSteps, warmupSteps: options.warmupSteps, warmupRatio: options.warmupRatio },
       optimizer: { beta1: options.adamBeta1, beta2: options.adamBeta2, eps: options.adamEpsilon, weightDecay: options.weightDecay, maxGradNorm: options.maxGradNorm },
@@ -249,6 +273,20 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     });
   }
   const model = trainer.model;
+  if (resumeDir) {
+    try {
+      prepareProbabilisticModel(model, options, options.seed);
+      if (model.film && !trainer.optimizer.filmM) throw new GrowlmError(op, `${resumeDir} holds a deterministic run: it cannot resume as a FiLM-Ensemble`);
+    } catch (err) {
+      trainer.dispose();
+      model.dispose();
+      throw err;
+    }
+  }
+  // Dropout masks come from the trainer's stream, saved in every checkpoint.
+  if (model.dropout > 0) model.setDropout(model.dropout, trainer.rng);
+  // Where this model comes from, as transformers records it: drift diagnostics follow it to a growth record.
+  model.config.metadata._name_or_path = path.resolve(options.modelNameOrPath);
   if (communicator) trainer.distribute(communicator, distributed?.bucketCapMb);
   const longest = Math.max(0, ...train.map((e) => e.ids.length), ...evalSet.map((e) => e.ids.length));
   if (longest > model.config.max_position_embeddings) {
@@ -270,6 +308,15 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
 
   // The micro-batches of step s: the order of its epoch is a function of (seed, epoch) only.
   const lengths = train.map((e) => e.ids.length);
+  let strategy: ContinualStrategy | null = null;
+  if (options.doTrain && options.clStrategy !== "naive") {
+    const firstOrder = epochOrder(lengths, bs, new RandomStream(options.seed, 0), options.groupByLength);
+    strategy = ContinualStrategy.open(options, {
+      model, train, padId, fromDir: options.modelNameOrPath, outputDir: options.outputDir, dataset: options.dataset, seed: options.seed, batchSize: bs,
+      firstEpoch: Array.from({ length: microPerEpoch }, (_, m) => firstOrder.slice(m * bs, (m + 1) * bs)),
+      modelOptions, resumed: resumeDir !== null,
+    });
+  }
   let orderEpoch = -1;
   let order: number[] = [];
   const microBatchesOf = (step: number): Batch[] => {
@@ -281,7 +328,8 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     const first = (step % stepsPerEpoch) * ga;
     const batches: Batch[] = [];
     for (let m = first; m < Math.min(first + ga, microPerEpoch); m++) {
-      batches.push(collate(order.slice(m * bs, (m + 1) * bs).map((i) => train[i]!), padId));
+      const rows = order.slice(m * bs, (m + 1) * bs);
+      batches.push(strategy ? strategy.collate(rows, epoch * microPerEpoch + m) : collate(rows.map((i) => train[i]!), padId));
     }
     return batches;
   };
@@ -336,7 +384,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
         trainTokens += real;
         trainFlops += B * T * trainFlopsPerToken(model.config, T);
       }
-      const r = trainer.trainStep(batches);
+      const r = trainer.trainStep(batches, strategy?.objective(batches));
       for (const b of batches) {
         b.ids.dispose();
         b.labels.dispose();
@@ -357,6 +405,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
           epoch: epochOf(r.step),
           step: r.step,
           tokens_per_second: windowTokens / ((now - windowStart) / 1000),
+          ...strategy?.takeLogFields(),
         });
         windowLoss = 0;
         windowSteps = 0;
@@ -381,6 +430,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
       for (const file of tokenizerFiles(tokenizerDir)) fs.copyFileSync(file, path.join(options.outputDir, path.basename(file)));
     }
     if (communicator) [trainTokens, trainFlops] = sumAcrossRanks(communicator, [trainTokens, trainFlops]) as [number, number];
+    strategy?.finish();
   }
   const evalLoss = options.doEval ? runEval() : Number.NaN;
   const result: FinetuneResult = {
@@ -390,8 +440,10 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
     logHistory,
     trainTokens,
     trainFlops,
+    strategyFlops: strategy?.overheadFlops ?? 0,
     checkpoints: listCheckpoints(options.outputDir),
   };
+  strategy?.dispose();
   trainer.dispose();
   model.dispose();
   return result;

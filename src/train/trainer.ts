@@ -9,7 +9,7 @@
  * as large, and data-parallel ranks can split a batch without changing the result.
  */
 import { GrowlmError } from "../errors.js";
-import type { LlamaModel } from "../model/llama.js";
+import type { LlamaModel, LogitsTerm } from "../model/llama.js";
 import type { Tensor } from "../tensor.js";
 import { type Communicator, sumAcrossRanks } from "./comm.js";
 import { DataParallel } from "./data-parallel.js";
@@ -35,6 +35,19 @@ export interface TrainerOptions {
    * or to continue the schedule with a fresh optimizer (a negative offset).
    */
   scheduleOffset?: number;
+}
+
+/**
+ * Terms a continual-learning strategy adds to the objective of one step (src/continual/
+ * strategy.ts): a logits term per micro-batch (distillation, weighted per token like the NLL)
+ * and a parameter-space term (EWC) whose gradient is added once after every micro-batch's
+ * backward, before clipping and the update.
+ */
+export interface ObjectiveTerms {
+  /** The logits term of micro-batch `index` given the step's per-token weight, or null for none. */
+  logitsTerm?(index: number, tokenWeight: number): LogitsTerm | null;
+  /** Adds the term's gradient into model.grads. */
+  addParameterTerm?(): void;
 }
 
 export interface StepResult {
@@ -91,20 +104,24 @@ export class Trainer {
    * Trains data-parallel from now on (DistributedDataParallel): rank 0's parameters are copied
    * to every rank, and each step sums the ranks' gradients (src/train/data-parallel.ts), every
    * token weighted by 1 / (tokens of the global batch). Every rank calls it, and then trainStep
-   * with its own shard of each global batch.
+   * with its own shard of each global batch. Ranks other than 0 move their random stream
+   * (dropout masks) 2⁴⁰ draws per rank further, so no two ranks drop the same units (PyTorch's
+   * DDP with one seed everywhere does); rank 0's stream, the one checkpoints save, is untouched.
    * @param bucketCapMb MiB per gradient bucket (default 25, as DDP)
    */
   distribute(communicator: Communicator, bucketCapMb?: number): void {
     if (this.#dataParallel) throw new GrowlmError("Trainer.distribute", "the trainer is data-parallel already");
     this.#dataParallel = new DataParallel(this.model, communicator, bucketCapMb);
     this.#dataParallel.broadcastParameters();
+    this.rng.offset += communicator.rank * 2 ** 40;
   }
 
   /**
-   * One optimizer step over `microBatches` (accumulated). Data-parallel, they are this rank's
-   * shard of the global batch, and the loss and token count returned are the global batch's.
+   * One optimizer step over `microBatches` (accumulated), with a strategy's extra `terms`.
+   * Data-parallel, they are this rank's shard of the global batch, and the loss and token
+   * count returned are the global batch's.
    */
-  trainStep(microBatches: readonly Batch[]): StepResult {
+  trainStep(microBatches: readonly Batch[], terms: ObjectiveTerms = {}): StepResult {
     if (microBatches.length === 0) throw new GrowlmError("Trainer.trainStep", "no micro-batch given");
     const dp = this.#dataParallel;
     const localTokens = microBatches.reduce((n, b) => n + countedTokens(b.labels), 0);
@@ -113,15 +130,22 @@ export class Trainer {
     const model = this.model;
     model.zeroGrad();
     let lossSum = 0;
-    for (const [i, batch] of microBatches.entries()) {
+    for (const [index, batch] of microBatches.entries()) {
+      const logitsTerm = terms.logitsTerm?.(index, 1 / tokens) ?? null;
       // Only the last micro-batch's gradients are final; the earlier ones accumulate locally.
-      const onGradientsFinal = dp && i === microBatches.length - 1 ? dp.startBackward() : undefined;
-      lossSum += model.forwardBackward(batch.ids, batch.labels, { lossWeight: 1 / tokens, ...(onGradientsFinal ? { onGradientsFinal } : {}) }).lossSum;
+      const onGradientsFinal = dp && index === microBatches.length - 1 ? dp.startBackward() : undefined;
+      lossSum += model.forwardBackward(batch.ids, batch.labels, {
+        lossWeight: 1 / tokens,
+        ...(logitsTerm ? { logitsTerm } : {}),
+        ...(onGradientsFinal ? { onGradientsFinal } : {}),
+      }).lossSum;
     }
     if (dp) {
       dp.finishBackward();
       lossSum = sumAcrossRanks(dp.communicator, [lossSum])[0]!;
     }
+    // A parameter-space term is the same on every rank: added once, to the summed gradient.
+    terms.addParameterTerm?.();
     const position = this.optimizer.step - this.scheduleOffset;
     if (position < 0) {
       throw new GrowlmError("Trainer.trainStep", `the schedule position optimizer.step − scheduleOffset = ${this.optimizer.step} − ${this.scheduleOffset} is negative`);

@@ -12,7 +12,9 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { parseLlamaConfig } from "../../src/model/config.js";
 import { LlamaModel } from "../../src/model/llama.js";
 import { Tensor } from "../../src/tensor.js";
+import type { Communicator } from "../../src/train/comm.js";
 import { gradientBuckets, shardIndices } from "../../src/train/data-parallel.js";
+import { FINETUNE_DEFAULTS, finetune } from "../../src/train/finetune.js";
 import { freePort, launchWorkers } from "../../src/train/launch.js";
 import { DP_STEPS, type DpRun, runDpTraining } from "../fixtures/data-parallel/dp-train.js";
 import { BASE_SEED, expectBitwiseEqual, randomInts, relError } from "../helpers/reference.js";
@@ -96,6 +98,15 @@ describe.each([false, true])("onGradientsFinal (tied embeddings: %s)", (tied) =>
   });
 });
 
+test("fine-tuning with a continual-learning strategy is refused data-parallel, before any work", async () => {
+  const idle = (): never => {
+    throw new Error("no collective expected");
+  };
+  const communicator: Communicator = { backend: "tcp", rank: 0, worldSize: 2, allReduce: idle, broadcast: idle, barrier: idle, close: async () => {} };
+  const options = { ...FINETUNE_DEFAULTS, modelNameOrPath: "unused", dataset: "unused.json", outputDir: "unused", clStrategy: "replay" };
+  await expect(finetune(options, { log: () => {} }, { communicator })).rejects.toThrow(/--cl_strategy replay does not run data-parallel \(its replay buffer, Fisher and teacher passes belong to one process\)/);
+});
+
 describe("data-parallel training across processes", () => {
   let dir: string;
   beforeEach(() => {
@@ -108,7 +119,7 @@ describe("data-parallel training across processes", () => {
     await launchWorkers({ nprocPerNode: W, masterAddr: "127.0.0.1", masterPort: await freePort(), command: process.execPath, args: ["--import", "tsx", FIXTURE, dir, String(seed)] });
     const ranks = Array.from({ length: W }, (_, r) => JSON.parse(fs.readFileSync(path.join(dir, `rank-${r}.json`), "utf8")) as { params: number[]; steps: DpRun["steps"] }[]);
     const whole = runDpTraining(seed, null);
-    const [byDefault, perTensor] = ranks[0]!;
+    const [byDefault, perTensor, film] = ranks[0]!;
     const params = Float32Array.from(byDefault!.params);
     expect(relError(params, whole.params), `seed ${seed}`).toBeLessThanOrEqual(DP_PARAMS_RTOL);
     for (let s = 0; s < DP_STEPS; s++) {
@@ -118,5 +129,9 @@ describe("data-parallel training across processes", () => {
     // Every rank holds the same bits, and the bucket size does not change them.
     for (let r = 1; r < W; r++) expectBitwiseEqual(Float32Array.from(ranks[r]![0]!.params), params, `rank ${r} against rank 0`);
     expectBitwiseEqual(Float32Array.from(perTensor!.params), params, "one bucket per tensor against DDP's buckets");
+    // A FiLM-Ensemble's γ and β are summed too.
+    const wholeFilm = runDpTraining(seed, null, undefined, true);
+    expect(relError(Float32Array.from(film!.params), wholeFilm.params), "FiLM-Ensemble").toBeLessThanOrEqual(DP_PARAMS_RTOL);
+    for (let r = 1; r < W; r++) expectBitwiseEqual(Float32Array.from(ranks[r]![2]!.params), Float32Array.from(film!.params), `FiLM-Ensemble, rank ${r}`);
   });
 });

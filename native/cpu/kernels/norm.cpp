@@ -7,7 +7,8 @@
 // dweight's reduction over rows uses fixed blocks of ROWS rows: an fp32 partial sum per
 // block (at most ROWS - 1 additions), then the partials added in double in block order.
 // Neither depends on the thread count. Checked against float64 references and finite
-// differences in test/kernels/norm.test.ts.
+// differences in test/kernels/norm.test.ts; the FiLM-fused variant (FiLM-Ensemble's
+// per-member affine after the norm) in test/kernels/norm-film.test.ts.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -154,6 +155,105 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                });
 }
 
+// FiLM-fused RMSNorm (growlm/norm.h). The row statistics and dinp/dweight are the plain
+// kernels' expressions with dout·gamma[m] in place of dout, so M = 1, gamma = 1, beta = 0
+// reproduces them bit for bit (test/kernels/norm-film.test.ts checks it on every code path).
+void rmsnorm_film_forward(float* out, float* rstd, const float* inp, const float* weight,
+                          const float* gamma, const float* beta, int64_t N, int64_t C,
+                          int64_t group, int64_t M, float eps, const Context& ctx) {
+  parallel_for(ctx, N, forward_grain(C), [&](int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n) {
+      const float* x = inp + n * C;
+      float* y = out + n * C;
+      const int64_t m = (n / group) % M;
+      const float* g = gamma + m * C;
+      const float* b = beta + m * C;
+      const float mean = static_cast<float>(sum_squares(x, C) / static_cast<double>(C));
+      const float r = 1.0f / std::sqrt(mean + eps);
+      rstd[n] = r;
+      for (int64_t c = 0; c < C; ++c) y[c] = ((x[c] * r) * weight[c]) * g[c] + b[c];
+    }
+  });
+}
+
+void rmsnorm_film_backward(float* dinp, float* dweight, float* dgamma, float* dbeta,
+                           const float* dout, const float* inp, const float* weight,
+                           const float* gamma, const float* rstd, int64_t N, int64_t C,
+                           int64_t group, int64_t M, const Context& ctx) {
+  if (N <= 0) return;
+  const int64_t blocks = (N + ROWS - 1) / ROWS;
+  std::unique_ptr<float[]> partial(new float[blocks * C]);
+  parallel_for(ctx, blocks, blocks_per_task(C), [&](int64_t b0, int64_t b1) {
+    std::unique_ptr<float[]> scaled(new float[C]);  // dout·gamma[m] of one row
+    float* g = scaled.get();
+    for (int64_t b = b0; b < b1; ++b) {
+      float* acc = partial.get() + b * C;
+      std::fill(acc, acc + C, 0.0f);
+      for (int64_t n = b * ROWS; n < std::min(N, (b + 1) * ROWS); ++n) {
+        const float* x = inp + n * C;
+        const float* d = dout + n * C;
+        const float* gm = gamma + ((n / group) % M) * C;
+        float* dx = dinp + n * C;
+        for (int64_t c = 0; c < C; ++c) g[c] = d[c] * gm[c];
+        const float r = rstd[n];
+        const double rd = r;
+        const float k = static_cast<float>(rd * rd * rd * sum_products(g, weight, x, C) /
+                                           static_cast<double>(C));
+        for (int64_t c = 0; c < C; ++c) {
+          dx[c] = r * (weight[c] * g[c]) - k * x[c];
+          acc[c] += g[c] * (x[c] * r);
+        }
+      }
+    }
+  });
+  constexpr int64_t COLS = 512;
+  parallel_for(ctx, C, std::max<int64_t>(COLS, 65536 / blocks / COLS * COLS),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t c0 = lo; c0 < hi; c0 += COLS) {
+                   const int64_t c1 = std::min(hi, c0 + COLS);
+                   double sum[COLS] = {};
+                   for (int64_t b = 0; b < blocks; ++b) {
+                     const float* p = partial.get() + b * C;
+                     for (int64_t c = c0; c < c1; ++c) sum[c - c0] += p[c];
+                   }
+                   for (int64_t c = c0; c < c1; ++c) {
+                     dweight[c] = static_cast<float>(static_cast<double>(dweight[c]) + sum[c - c0]);
+                   }
+                 }
+               });
+  // dgamma and dbeta: one task per (member, column chunk) sums that member's rows in row
+  // order in double (each fp32 product dout·ŷ is exact there), so no partials are needed.
+  const int64_t runs = (N + group - 1) / group;
+  const int64_t chunks = (C + COLS - 1) / COLS;
+  parallel_for(ctx, M * chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t m = task / chunks;
+      const int64_t c0 = (task % chunks) * COLS;
+      const int64_t c1 = std::min(C, c0 + COLS);
+      double sg[COLS] = {};
+      double sb[COLS] = {};
+      for (int64_t s = m; s < runs; s += M) {
+        for (int64_t n = s * group; n < std::min(N, (s + 1) * group); ++n) {
+          const float* x = inp + n * C;
+          const float* d = dout + n * C;
+          const float r = rstd[n];
+          for (int64_t c = c0; c < c1; ++c) {
+            const float normed = (x[c] * r) * weight[c];  // the forward's value before FiLM
+            sg[c - c0] += static_cast<double>(d[c]) * static_cast<double>(normed);
+            sb[c - c0] += static_cast<double>(d[c]);
+          }
+        }
+      }
+      for (int64_t c = c0; c < c1; ++c) {
+        float& dg = dgamma[m * C + c];
+        float& db = dbeta[m * C + c];
+        dg = static_cast<float>(static_cast<double>(dg) + sg[c - c0]);
+        db = static_cast<float>(static_cast<double>(db) + sb[c - c0]);
+      }
+    }
+  });
+}
+
 }  // namespace growlm::cpu::GROWLM_ISA_NS
 
 #if defined(GROWLM_ISA_portable)
@@ -164,6 +264,13 @@ GROWLM_DECLARE_ISA(void rmsnorm_forward(float*, float*, const float*, const floa
 GROWLM_DECLARE_ISA(void rmsnorm_backward(float*, float*, const float*, const float*,
                                          const float*, const float*, int64_t, int64_t,
                                          const Context&))
+GROWLM_DECLARE_ISA(void rmsnorm_film_forward(float*, float*, const float*, const float*,
+                                             const float*, const float*, int64_t, int64_t,
+                                             int64_t, int64_t, float, const Context&))
+GROWLM_DECLARE_ISA(void rmsnorm_film_backward(float*, float*, float*, float*, const float*,
+                                              const float*, const float*, const float*,
+                                              const float*, int64_t, int64_t, int64_t, int64_t,
+                                              const Context&))
 }  // namespace cpu
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N,
@@ -176,6 +283,21 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const Context& ctx) {
   using namespace cpu;
   GROWLM_DISPATCH(ctx, rmsnorm_backward, dinp, dweight, dout, inp, weight, rstd, N, C, ctx);
+}
+void rmsnorm_film_forward(float* out, float* rstd, const float* inp, const float* weight,
+                          const float* gamma, const float* beta, int64_t N, int64_t C,
+                          int64_t group, int64_t M, float eps, const Context& ctx) {
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, rmsnorm_film_forward, out, rstd, inp, weight, gamma, beta, N, C, group, M,
+                  eps, ctx);
+}
+void rmsnorm_film_backward(float* dinp, float* dweight, float* dgamma, float* dbeta,
+                           const float* dout, const float* inp, const float* weight,
+                           const float* gamma, const float* rstd, int64_t N, int64_t C,
+                           int64_t group, int64_t M, const Context& ctx) {
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, rmsnorm_film_backward, dinp, dweight, dgamma, dbeta, dout, inp, weight,
+                  gamma, rstd, N, C, group, M, ctx);
 }
 }  // namespace growlm
 #endif

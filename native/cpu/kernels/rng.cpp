@@ -11,6 +11,7 @@
 // results into 4W consecutive outputs, cutting only the fill's first and last block. ln and sin/cos(2π·) are polynomials written once
 // for every width. Checked against the Random123 known-answer vectors and against a
 // TypeScript Philox (uniform bitwise, float64 Box–Muller) in test/kernels/rng.test.ts.
+// rng_dropout draws its masks from the same uniforms (test/kernels/dropout.test.ts).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -247,6 +248,29 @@ void fill(float* out, int64_t n, uint64_t seed, uint64_t offset, const Context& 
   });
 }
 
+// One row of rng_dropout: the Philox blocks covering stream elements [offset, offset + C),
+// each element's factor (scale or 0) laid out in stream order as fill() lays out values,
+// applied to the row in place of a store.
+void dropout_row(float* out, const float* inp, int64_t C, uint64_t seed, uint64_t offset, float p,
+                 float scale) {
+  const int64_t head = static_cast<int64_t>(offset & 3);
+  const uint64_t first = offset >> 2;
+  const int64_t blocks = (head + C + 3) >> 2;
+  for (int64_t b = 0; b < blocks; b += W) {
+    Vu w[4];
+    block_words(seed, first + static_cast<uint64_t>(b), w);
+    Vf z[4], v[4];
+    for (int m = 0; m < 4; ++m) z[m] = top24(w[m]) * 0x1p-24f >= p ? Vf{} + scale : Vf{};
+    interleave(z, v);
+    float factor[4 * W];
+    std::memcpy(factor, v, sizeof v);
+    const int64_t begin = 4 * b - head;
+    const int64_t lo = std::max<int64_t>(begin, 0);
+    const int64_t hi = std::min<int64_t>(begin + 4 * std::min<int64_t>(W, blocks - b), C);
+    for (int64_t e = lo; e < hi; ++e) out[e] = inp[e] * factor[e - begin];
+  }
+}
+
 }  // namespace
 
 void rng_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, float low, float high,
@@ -267,6 +291,16 @@ void rng_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, float mea
       sincos2pi(w[p + 1], c, s);
       z[p] = mean + std * (r * c);
       z[p + 1] = mean + std * (r * s);
+    }
+  });
+}
+
+void rng_dropout(float* out, const float* inp, int64_t rows, int64_t C, float p, uint64_t seed,
+                 const uint64_t* row_offsets, const Context& ctx) {
+  const float scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
+  parallel_for(ctx, rows, std::max<int64_t>(1, 16384 / C), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      dropout_row(out + r * C, inp + r * C, C, seed, row_offsets[r], p, scale);
     }
   });
 }
@@ -294,6 +328,8 @@ namespace cpu {
 GROWLM_DECLARE_ISA(void rng_uniform(float*, int64_t, uint64_t, uint64_t, float, float, const Context&))
 GROWLM_DECLARE_ISA(void rng_normal(float*, int64_t, uint64_t, uint64_t, float, float, const Context&))
 GROWLM_DECLARE_ISA(void philox4x32_10(uint32_t*, const uint32_t*, const uint32_t*, const Context&))
+GROWLM_DECLARE_ISA(void rng_dropout(float*, const float*, int64_t, int64_t, float, uint64_t,
+                                    const uint64_t*, const Context&))
 }  // namespace cpu
 
 void rng_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, float low, float high,
@@ -305,6 +341,11 @@ void rng_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, float mea
                 const Context& ctx) {
   using namespace cpu;
   GROWLM_DISPATCH(ctx, rng_normal, out, n, seed, offset, mean, std, ctx);
+}
+void rng_dropout(float* out, const float* inp, int64_t rows, int64_t C, float p, uint64_t seed,
+                 const uint64_t* row_offsets, const Context& ctx) {
+  using namespace cpu;
+  GROWLM_DISPATCH(ctx, rng_dropout, out, inp, rows, C, p, seed, row_offsets, ctx);
 }
 void philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2],
                    const Context& ctx) {

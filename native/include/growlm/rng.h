@@ -28,6 +28,15 @@ void rng_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, float lo
 void rng_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float std,
                 const Context& ctx);
 
+/// Dropout with counter-based masks over rows × C values: element (r, c) draws the uniform
+/// u of stream element row_offsets[r] + c (mod 2^64) of `seed`, exactly as rng_uniform(0, 1)
+/// draws it, and
+///   out[r,c] = u >= p ? inp[r,c] · scale : inp[r,c] · 0,   scale = fp32(1 / (1 − p))
+/// (torch.nn.functional.dropout's rule: keep with probability 1 − p, rescale the kept).
+/// The backward is the same call on the gradient. out may alias inp. p in [0, 1).
+void rng_dropout(float* out, const float* inp, int64_t rows, int64_t C, float p, uint64_t seed,
+                 const uint64_t* row_offsets, const Context& ctx);
+
 /// The raw Philox4x32-10 block of one counter and key, computed by the same (vector) code
 /// as the fills: exposed for the Random123 known-answer tests.
 void philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2],
