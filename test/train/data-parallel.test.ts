@@ -1,7 +1,8 @@
 /**
  * Data parallel: gradient buckets, DistributedSampler shards, the model's "gradients final"
  * reports, and the key property: N ranks with 1/N of every batch each end with the parameters
- * of one process with the whole batch (separate processes under the launcher).
+ * of one process with the whole batch (separate processes under the launcher), with or without
+ * a FiLM-Ensemble.
  */
 import fs from "node:fs";
 import os from "node:os";
