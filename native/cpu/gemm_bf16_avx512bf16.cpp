@@ -13,7 +13,6 @@
 
 #include <immintrin.h>
 
-#include <cstring>
 #include <type_traits>
 
 // GCC 12 reports the _mm512_undefined_*() placeholders inside its own shuffle intrinsics as
@@ -58,66 +57,72 @@ __attribute__((always_inline)) inline void bf16dot_transpose16(__m512 r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
-// Two bf16 values as one 32-bit word (the first in the low half).
-__attribute__((always_inline)) inline uint32_t bf16dot_word(const uint16_t* p) {
-  uint32_t word;
-  std::memcpy(&word, p, sizeof word);
-  return word;
+// acc += the pair products of b and the word *w broadcast to every lane, with the broadcast
+// folded into vdpbf16ps as its m32bcst operand (GCC 12 emits a separate vpbroadcastd for
+// _mm512_set1_epi32, which here doubled the instructions of the inner loop). The products of
+// a pair do not depend on which operand holds which factor, so this is bitwise
+// _mm512_dpbf16_ps(acc, set1(*w), b).
+__attribute__((always_inline)) inline void bf16dot_fma_bcst(__m512& acc, __m512 b, const uint32_t* w) {
+  asm("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(b), "m"(*w));
 }
 
-// The k-pair word p of a bf16 row (k = 2p low, 2p + 1 high; high zero past kc).
-__attribute__((always_inline)) inline uint32_t bf16dot_pair(const uint16_t* row, int64_t p, int64_t kc) {
-  return 2 * p + 1 < kc ? bf16dot_word(row + 2 * p) : row[2 * p];
-}
-
-template <int R>
-void bf16dot_small_m(int cols, int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b,
-                     int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
+template <int R, int T>
+void bf16dot_small_m(int cols, int64_t kc, const uint32_t* aw, const uint16_t* b, int64_t ldb,
+                     float* c, int64_t ldc, float alpha, float beta) {
   const int64_t pairs = kc / 2, words = (kc + 1) / 2;
-  __m512 acc[R];
+  __m512 acc[T][R];
+#pragma GCC unroll 4
+  for (int u = 0; u < T; ++u)
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+    for (int i = 0; i < R; ++i) acc[u][i] = _mm512_setzero_ps();
   // 16 words of k-pairs from w0 (or the `count` < 16 left at the end, the last possibly a
-  // lone k). Whole blocks unroll fully, so r[] stays in registers.
+  // lone k), for each of the T column tiles. Whole blocks unroll fully, so r[] stays in
+  // registers.
   auto block = [&](int64_t w0, auto whole) {
     constexpr bool WHOLE = decltype(whole)::value;
     const int count = WHOLE ? 16 : static_cast<int>(words - w0);
     const int full = WHOLE ? 16 : static_cast<int>(pairs - w0);
     const __mmask16 mask = static_cast<__mmask16>((1u << full) - 1);
-    __m512 r[16];
+#pragma GCC unroll 4
+    for (int u = 0; u < T; ++u) {
+      const int cu = cols - 16 * u < 16 ? cols - 16 * u : 16;
+      if (cu <= 0) break;
+      __m512 r[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) {
-      __m512i words = _mm512_setzero_si512();
-      if (i < cols) {
-        const uint16_t* row = b + i * ldb;
-        words = _mm512_maskz_loadu_epi32(mask, row + 2 * w0);
-        if (!WHOLE && full < count) words = _mm512_mask_set1_epi32(words, static_cast<__mmask16>(1u << full), row[kc - 1]);
+      for (int i = 0; i < 16; ++i) {
+        __m512i w = _mm512_setzero_si512();
+        if (i < cu) {
+          const uint16_t* row = b + (16 * u + i) * ldb;
+          w = _mm512_maskz_loadu_epi32(mask, row + 2 * w0);
+          if (!WHOLE && full < count) w = _mm512_mask_set1_epi32(w, static_cast<__mmask16>(1u << full), row[kc - 1]);
+        }
+        r[i] = _mm512_castsi512_ps(w);
       }
-      r[i] = _mm512_castsi512_ps(words);
-    }
-    bf16dot_transpose16(r);
+      bf16dot_transpose16(r);
 #pragma GCC unroll 16
-    for (int t = 0; t < (WHOLE ? 16 : count); ++t) {
-      const __m512bh bv = (__m512bh)r[t];
+      for (int t = 0; t < (WHOLE ? 16 : count); ++t) {
 #pragma GCC unroll 8
-      for (int i = 0; i < R; ++i) {
-        const uint32_t word = WHOLE ? bf16dot_word(a + i * lda + 2 * (w0 + t)) : bf16dot_pair(a + i * lda, w0 + t, kc);
-        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_set1_epi32(static_cast<int>(word)), bv);
+        for (int i = 0; i < R; ++i) bf16dot_fma_bcst(acc[u][i], r[t], aw + (w0 + t) * R + i);
       }
     }
   };
   int64_t w0 = 0;
   for (; w0 + 16 <= pairs; w0 += 16) block(w0, std::true_type{});
   if (w0 < words) block(w0, std::false_type{});
-  const __mmask16 store = static_cast<__mmask16>((1u << cols) - 1);
   const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 4
+  for (int u = 0; u < T; ++u) {
+    const int cu = cols - 16 * u < 16 ? cols - 16 * u : 16;
+    if (cu <= 0) break;
+    const __mmask16 store = static_cast<__mmask16>((1u << cu) - 1);
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
-    float* row = c + i * ldc;
-    const __m512 out = beta == 0.0f
-                           ? _mm512_mul_ps(va, acc[i])
-                           : _mm512_fmadd_ps(va, acc[i], _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(store, row)));
-    _mm512_mask_storeu_ps(row, store, out);
+    for (int i = 0; i < R; ++i) {
+      float* row = c + i * ldc + 16 * u;
+      const __m512 out = beta == 0.0f
+                             ? _mm512_mul_ps(va, acc[u][i])
+                             : _mm512_fmadd_ps(va, acc[u][i], _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(store, row)));
+      _mm512_mask_storeu_ps(row, store, out);
+    }
   }
 }
 
@@ -165,18 +170,17 @@ void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, flo
   }
 }
 
-void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint16_t* a, int64_t lda,
-                          const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
-                          float beta) {
+void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint32_t* aw, const uint16_t* b,
+                          int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
   switch (rows) {
-    case 1: return bf16dot_small_m<1>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 2: return bf16dot_small_m<2>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 3: return bf16dot_small_m<3>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 4: return bf16dot_small_m<4>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 5: return bf16dot_small_m<5>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 6: return bf16dot_small_m<6>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    case 7: return bf16dot_small_m<7>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
-    default: return bf16dot_small_m<8>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    case 1: return bf16dot_small_m<1, bf16dot_small_tiles(1)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 2: return bf16dot_small_m<2, bf16dot_small_tiles(2)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 3: return bf16dot_small_m<3, bf16dot_small_tiles(3)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 4: return bf16dot_small_m<4, bf16dot_small_tiles(4)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 5: return bf16dot_small_m<5, bf16dot_small_tiles(5)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 6: return bf16dot_small_m<6, bf16dot_small_tiles(6)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    case 7: return bf16dot_small_m<7, bf16dot_small_tiles(7)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+    default: return bf16dot_small_m<8, bf16dot_small_tiles(8)>(cols, kc, aw, b, ldb, c, ldc, alpha, beta);
   }
 }
 

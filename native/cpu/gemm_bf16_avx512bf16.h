@@ -17,13 +17,18 @@ constexpr int BF16DOT_NR = 32;
 void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c,
                         int64_t ldc, float alpha, float beta);
 
+/// Column tiles of 16 that gemm_bf16dot_small_m takes at once for `rows` rows: enough
+/// independent vdpbf16ps chains to hide its latency.
+constexpr int bf16dot_small_tiles(int64_t rows) { return rows == 1 ? 4 : rows == 2 ? 2 : 1; }
+
 /// The few-row product of kernels/gemm.cpp's gemm_small_m with vdpbf16ps, B read in place:
-/// C[m, 0 .. cols) (row stride ldc, 1 <= cols <= 16) for m < rows (1 <= rows <= 8) =
-/// alpha · Σ_{k < kc} a[m·lda + k] · b[j·ldb + k] + beta · C, k taken in pairs as the packed
-/// path takes them (an odd kc ends with k = kc - 1 alone), so each element is bitwise what
-/// gemm_bf16dot_micro gives it. beta == 0 does not read C.
-void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint16_t* a, int64_t lda,
-                          const uint16_t* b, int64_t ldb, float* c, int64_t ldc, float alpha,
-                          float beta);
+/// C[m, 0 .. cols) (row stride ldc, 1 <= cols <= 16 · bf16dot_small_tiles(rows)) for m < rows
+/// (1 <= rows <= 8) =
+/// alpha · Σ_{k < kc} A[m][k] · b[j·ldb + k] + beta · C, k taken in pairs as the packed path
+/// takes them (an odd kc ends with k = kc - 1 alone), so each element is bitwise what
+/// gemm_bf16dot_micro gives it. A comes as k-pair words aw[p·rows + m] (k = 2p low, 2p + 1
+/// high). beta == 0 does not read C.
+void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint32_t* aw, const uint16_t* b,
+                          int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
 
 }  // namespace growlm::cpu

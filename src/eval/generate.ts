@@ -195,30 +195,40 @@ export function generate(model: LlamaModel, prompts: readonly (readonly number[]
   return s.numBeams > 1 ? beamSearch(model, prompts, s) : decode(model, prompts, s);
 }
 
+/** Tokens (rows × positions) one prefill call runs at most: bounds the activations' memory. */
+const PREFILL_TOKENS = 2048;
+
 /**
  * The buffers of one generation: a cache of `maxRows` rows with every prompt prefilled
- * (left-padded to the longest) and a [maxRows, V] logits buffer whose first rows hold the
- * prefill's logits.
+ * (left-padded to the longest, in chunks of positions of at most PREFILL_TOKENS tokens; each
+ * row's results do not depend on the chunking) and a [maxRows, V] logits buffer whose first
+ * rows hold the logits after the prompts.
  */
 function prefill(model: LlamaModel, prompts: readonly (readonly number[])[], s: Settings, maxRows: number): { cache: KvCache; logits: Tensor<"float32"> } {
   const P = Math.max(...prompts.map((p) => p.length));
   const B = prompts.length;
+  const chunk = Math.max(1, Math.floor(PREFILL_TOKENS / B));
   // An ensemble (FiLM members, MC-dropout samples) keeps K rows per row; forwardCached then
   // returns the log of the members' averaged token probabilities.
   const cache = new KvCache(model.config, maxRows, P + s.maxNewTokens, B, model.inferenceMembers);
   const logits = Tensor.empty([maxRows, model.config.vocab_size]);
-  const ids = Tensor.empty([B, P], "int32");
+  const ids = Tensor.empty([B, Math.min(P, chunk)], "int32");
   try {
-    const data = ids.data as Int32Array;
-    data.fill(s.pad);
+    const padded = new Int32Array(B * P).fill(s.pad);
     const begin = cache.keyBegin.data as Int32Array;
     const sampleKeys = cache.sampleKeys;
     prompts.forEach((p, b) => {
       begin[b] = P - p.length;
       sampleKeys[b] = s.streamIds?.[b] ?? b;
-      data.set(p, b * P + P - p.length);
+      padded.set(p, b * P + P - p.length);
     });
-    model.forwardCached(ids, cache, logits.rows(0, B));
+    for (let t0 = 0; t0 < P; t0 += chunk) {
+      const T = Math.min(chunk, P - t0);
+      const part = T === ids.shape[1] ? ids : Tensor.empty([B, T], "int32");
+      for (let b = 0; b < B; b++) (part.data as Int32Array).set(padded.subarray(b * P + t0, b * P + t0 + T), b * T);
+      model.forwardCached(part, cache, logits.rows(0, B));
+      if (part !== ids) part.dispose();
+    }
     return { cache, logits };
   } catch (err) {
     cache.dispose();

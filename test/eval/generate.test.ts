@@ -211,6 +211,14 @@ describe("greedy decoding", () => {
     }
   });
 
+  test("a prefill split into chunks of positions (more than 2048 prompt tokens) gives each prompt its tokens alone", () => {
+    const model = randomModel();
+    const prompts = Array.from({ length: 40 }, (_, i) => Array.from(randomInts(40 + (i % 20), BASE_SEED + 40 + i, 37)));
+    const together = generate(model, prompts, { maxNewTokens: 3 });
+    [0, 7, 39].forEach((i) => expect(generate(model, [prompts[i]!], { maxNewTokens: 3 })[0]).toEqual(together[i]));
+    model.dispose();
+  });
+
   test("each prompt's tokens do not depend on the batch it is in", () => {
     const model = randomModel();
     const together = generate(model, PROMPTS, { maxNewTokens: 10, repetitionPenalty: 1.3, noRepeatNgramSize: 2 });

@@ -673,9 +673,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // Cached attention (incremental decoding; growlm/attention.h). Every query row is computed
 // alone: its keys from key_begin in chunks of CHUNK slots, each score a dot product along D
 // (vector partial sums, lanes summed in a fixed tree), the chunk's online-softmax step in
-// base 2 as in the forward above, and the weighted V rows accumulated along D. Nothing is
-// shared between rows, so a row's bits depend only on its q and its valid keys (see the
-// header). One task per (query block, b, h), the latest (heaviest) query blocks first.
+// base 2 as in the forward above, and the weighted V rows accumulated along D in slot order.
+// Nothing is shared between rows, so a row's bits depend only on its q and its valid keys
+// (see the header). One task per (query block, b), the latest (heaviest) query blocks
+// first, handling every head: the cache is read slot row by slot row, front to back, as
+// the prefetchers like it (a head's rows alone are Hkv·D floats apart). Decoding a single
+// sequence splits the heads into groups to give every thread work.
 
 namespace {
 
@@ -709,6 +712,22 @@ inline float dot_tree(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+// dot_tree of q with four keys (rows ld floats apart) into out[0..3]: the same operations per
+// key, four independent chains.
+inline void dot_tree4(float* out, const float* q, const float* k, int64_t ld, int64_t n) {
+  vf acc[4] = {vf{}, vf{}, vf{}, vf{}};
+  int64_t d = 0;
+  for (; d + VL <= n; d += VL) {
+    const vf a = load(q + d);
+    for (int t = 0; t < 4; ++t) acc[t] += a * load(k + t * ld + d);
+  }
+  for (int t = 0; t < 4; ++t) {
+    float sum = lane_sum(acc[t]);
+    for (int64_t e = d; e < n; ++e) sum += q[e] * k[t * ld + e];
+    out[t] = sum;
+  }
+}
+
 }  // namespace
 
 void attention_cached_forward(float* out, const float* q, const float* k, const float* v,
@@ -718,64 +737,99 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
   const float qscale = static_cast<float>(static_cast<double>(scale) * LOG2E);
   const int64_t G = H / Hkv;
   const int64_t Dp = round_up(D, 16);
+  const int64_t ld = Hkv * D;  // floats between the slots of a row
   const int64_t blocks = (Tq + QB - 1) / QB;
-  Scratch scratch(ctx.pool->size(), 2 * Dp + CHUNK);
-  ctx.pool->run(blocks * B * H, [&](int64_t task, int thread) {
-    const int64_t blk = blocks - 1 - task / (B * H);
-    const int64_t b = task / H % B, h = task % H, g = h / G;
+  // Kv heads are split into groups only when (query block, row) tasks are too few to keep
+  // the threads busy (decoding one sequence); a group's slot rows are read front to back.
+  const int64_t groups = std::min<int64_t>(Hkv, std::max<int64_t>(1, (2 * ctx.pool->size() + blocks * B - 1) / (blocks * B)));
+  const int64_t max_heads = (Hkv + groups - 1) / groups * G;
+  Scratch scratch(ctx.pool->size(), max_heads * (2 * Dp + CHUNK + 16));
+  ctx.pool->run(blocks * B * groups, [&](int64_t task, int thread) {
+    const int64_t blk = blocks - 1 - task / (B * groups);
+    const int64_t b = task / groups % B, grp = task % groups;
+    const int64_t g0 = grp * Hkv / groups, g1 = (grp + 1) * Hkv / groups;
+    const int64_t h0 = g0 * G, nh = (g1 - g0) * G;  // this task's query heads h0 .. h0 + nh - 1
     Carve carve(scratch.at(thread));
-    float* qs = carve.take(Dp);
-    float* acc = carve.take(Dp);
-    float* s = carve.take(CHUNK);
+    float* qs = carve.take(nh * Dp);   // scaled queries, head by head
+    float* acc = carve.take(nh * Dp);  // unnormalised outputs
+    float* s = carve.take(nh * CHUNK); // the chunk's scores, then probabilities
+    float* m = carve.take(round_up(nh, 16));
+    float* l = carve.take(round_up(nh, 16));
     const int64_t begin = key_begin[b];
-    const float* kh = k + (b * S * Hkv + g) * D;  // slot j of this kv head at kh + j·Hkv·D
-    const float* vh = v + (b * S * Hkv + g) * D;
-    const int64_t ld = Hkv * D;
+    const float* krow = k + b * S * ld;
+    const float* vrow = v + b * S * ld;
+    auto kv_offset = [&](int64_t hh) { return (h0 + hh) / G * D; };  // head hh's kv head within a slot
     for (int64_t i = blk * QB; i < std::min(Tq, (blk + 1) * QB); ++i) {
       const int64_t p = Tk - Tq + i;
-      const float* qrow = q + ((b * Tq + i) * H + h) * D;
-      float* orow = out + ((b * Tq + i) * H + h) * D;
+      const float* qrow = q + ((b * Tq + i) * H + h0) * D;
+      float* orow = out + ((b * Tq + i) * H + h0) * D;
       if (p < begin) {
-        std::fill(orow, orow + D, 0.0f);
+        std::fill(orow, orow + nh * D, 0.0f);
         continue;
       }
-      for (int64_t d = 0; d < D; ++d) qs[d] = qrow[d] * qscale;
-      std::fill(acc, acc + D, 0.0f);
-      float m = MASKED, l = 0.0f;
+      for (int64_t hh = 0; hh < nh; ++hh) {
+        for (int64_t d = 0; d < D; ++d) qs[hh * Dp + d] = qrow[hh * D + d] * qscale;
+        std::fill(acc + hh * Dp, acc + hh * Dp + D, 0.0f);
+        m[hh] = MASKED;
+        l[hh] = 0.0f;
+      }
       for (int64_t c0 = begin; c0 <= p; c0 += CHUNK) {
         const int n = static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - c0));
-        float mx = m;
-        for (int j = 0; j < n; ++j) {
-          s[j] = dot_tree(qs, kh + (c0 + j) * ld, D);
-          mx = std::max(mx, s[j]);
+        // Scores, four slots at a time, every head of the group per slot.
+        int j = 0;
+        for (; j + 4 <= n; j += 4)
+          for (int64_t hh = 0; hh < nh; ++hh)
+            dot_tree4(s + hh * CHUNK + j, qs + hh * Dp, krow + (c0 + j) * ld + kv_offset(hh), ld, D);
+        for (; j < n; ++j)
+          for (int64_t hh = 0; hh < nh; ++hh)
+            s[hh * CHUNK + j] = dot_tree(qs + hh * Dp, krow + (c0 + j) * ld + kv_offset(hh), D);
+        // Per head: p_j = 2^(s_j - max) in place, their sum in VL partial sums then the lane
+        // tree, and the old accumulator rescaled.
+        for (int64_t hh = 0; hh < nh; ++hh) {
+          float* sh = s + hh * CHUNK;
+          float mx = m[hh];
+          for (j = 0; j < n; ++j) mx = std::max(mx, sh[j]);
+          vf sum = vf{};
+          const vf top = splat(mx);
+          for (j = 0; j < n; j += VL) {
+            vf sv;
+            for (int t = 0; t < VL; ++t) sv[t] = j + t < n ? sh[j + t] : MASKED;
+            const vf e = vexp2(sv - top);
+            for (int t = 0; t < VL && j + t < n; ++t) sh[j + t] = e[t];
+            sum += e;
+          }
+          const float alpha = vexp2(splat(m[hh] - mx))[0];
+          l[hh] = l[hh] * alpha + lane_sum(sum);
+          m[hh] = mx;
+          float* a = acc + hh * Dp;
+          const vf va = splat(alpha);
+          int64_t d = 0;
+          for (; d + VL <= D; d += VL) store(a + d, load(a + d) * va);
+          for (; d < D; ++d) a[d] = a[d] * alpha;
         }
-        // p_j = 2^(s_j - mx) in place; their sum in VL partial sums, then the lane tree.
-        vf sum = vf{};
-        const vf top = splat(mx);
-        for (int j = 0; j < n; j += VL) {
-          vf sv;
-          for (int t = 0; t < VL; ++t) sv[t] = j + t < n ? s[j + t] : MASKED;
-          const vf e = vexp2(sv - top);
-          for (int t = 0; t < VL && j + t < n; ++t) s[j + t] = e[t];
-          sum += e;
-        }
-        const float alpha = vexp2(splat(m - mx))[0];
-        l = l * alpha + lane_sum(sum);
-        m = mx;
-        const vf va = splat(alpha);
-        int64_t d = 0;
-        for (; d + VL <= D; d += VL) {
-          vf o = load(acc + d) * va;
-          for (int j = 0; j < n; ++j) o += s[j] * load(vh + (c0 + j) * ld + d);
-          store(acc + d, o);
-        }
-        for (; d < D; ++d) {
-          float o = acc[d] * alpha;
-          for (int j = 0; j < n; ++j) o += s[j] * vh[(c0 + j) * ld + d];
-          acc[d] = o;
+        // acc += Σ_j p_j · v_j, slots ascending, four at a time, every head of the group per slot.
+        for (j = 0; j < n; j += 4) {
+          const int cnt = std::min(4, n - j);
+          for (int64_t hh = 0; hh < nh; ++hh) {
+            const float* sh = s + hh * CHUNK + j;
+            const float* vj = vrow + (c0 + j) * ld + kv_offset(hh);
+            float* a = acc + hh * Dp;
+            int64_t d = 0;
+            for (; d + VL <= D; d += VL) {
+              vf o = load(a + d);
+              for (int t = 0; t < cnt; ++t) o += splat(sh[t]) * load(vj + t * ld + d);
+              store(a + d, o);
+            }
+            for (; d < D; ++d) {
+              float o = a[d];
+              for (int t = 0; t < cnt; ++t) o += sh[t] * vj[t * ld + d];
+              a[d] = o;
+            }
+          }
         }
       }
-      for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] / l;
+      for (int64_t hh = 0; hh < nh; ++hh)
+        for (int64_t d = 0; d < D; ++d) orow[hh * D + d] = acc[hh * Dp + d] / l[hh];
     }
   });
 }

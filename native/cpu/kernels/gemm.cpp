@@ -21,11 +21,12 @@
 // origins are always multiples of MR and NR.
 //
 // Few rows (AVX-512): a linear layer's forward at decode time, C[M <= 8, N] = A·Bᵀ with B
-// [N, K] contiguous along k, skips the packing. gemm_small_m streams B's rows in place:
+// [N, K] contiguous along k, skips the packing of B. gemm_small_m streams B's rows in place:
 // 16 columns x 16 k are loaded, transposed in registers and consumed at once by M-row
-// tiles, one pool job for the whole product. Each element of C still gets exactly the
-// packed path's operations (k ascending inside the same KC slices, one FMA per k, the same
-// alpha/beta update per slice), so its bits do not depend on which path ran, nor on M.
+// tiles (A transposed once per call), one pool job for the whole product. Each element of
+// C still gets exactly the packed path's operations (k ascending inside the same KC
+// slices, one FMA or vdpbf16ps per k or k-pair, the same alpha/beta update per slice), so
+// its bits do not depend on which path ran, nor on M.
 //
 // bf16: with AVX512_BF16 (Context::bf16_dot) Ã and B̃ hold k-pairs of bf16 in 32-bit words
 // and gemm_bf16_avx512bf16.cpp's vdpbf16ps kernel consumes them; otherwise bf16 is widened
@@ -242,14 +243,15 @@ void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld,
 
 #if defined(GROWLM_ISA_avx512)
 // ---------------------------------------------------------------------------------------
-// Few-row product without packing (see the file comment): C[m, j0 .. j0 + 16) for m < R
+constexpr int SMALL_M = 8;  // rows of the few-row path: R accumulators + 16 transposed rows fit 32 zmm
+
+// Few-row product without packing B (see the file comment): C[m, j0 .. j0 + 16) for m < R
 // over one K slice [k0, k0 + kc), B read in place as [N, K] (row stride ldb, rows past N
-// read as zero), A as [R, K] (row stride lda). `cols` (1..16) columns are stored.
-
-constexpr int SMALL_M = 8;  // accumulators R + 16 transposed rows + a broadcast fit 32 zmm
-
+// read as zero), A given transposed as at[k·R + m] (the slice's part of gemm_small_m_f32's
+// copy, so that every broadcast comes from one base pointer). `cols` (1..16) columns are
+// stored. (One tile at a time: the transposes, not the FMA chains, bound it.)
 template <int R, class S>
-void small_m_tile(int cols, int64_t kc, const S* __restrict a, int64_t lda, const S* __restrict b,
+void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __restrict b,
                   int64_t ldb, float* __restrict c, int64_t ldc, float alpha, float beta) {
   constexpr Lanes L = sizeof(S) == 4 ? Lanes::f32 : Lanes::bf16;
   vec acc[R];
@@ -270,7 +272,7 @@ void small_m_tile(int cols, int64_t kc, const S* __restrict a, int64_t lda, cons
       const vec bv = (vec)r[t];
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) {
-        const float ai = widen(a[i * lda + k0 + t]);
+        const float ai = at[(k0 + t) * R + i];
         acc[i] += ai * bv;
       }
     }
@@ -577,23 +579,22 @@ bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
   return !trans_a && trans_b && M >= 1 && M <= SMALL_M && N >= 1 && K >= 1 && alpha != 0.0f;
 }
 
-// Tasks are chunks of 16-column tiles (about TASK_COLUMNS columns, a multiple of the thread
-// count where there are enough tiles); each walks its tiles and, per tile, the K slices.
-// `tile(rows, cols, kc, a, b, c, beta_k)` computes one tile over one slice.
+// Tasks are chunks of tiles of `width` columns (about TASK_COLUMNS columns, a multiple of the
+// thread count where there are enough tiles); each walks its tiles and, per tile, the K
+// slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice [pc, pc + kc).
 template <class S, class Tile>
-void gemm_small_m(int64_t M, int64_t N, int64_t K, int64_t kc_max, const S* A, const S* B,
-                  int64_t ldb, float beta, float* C, const Context& ctx, Tile tile) {
+void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* B, int64_t ldb,
+                  float beta, float* C, const Context& ctx, Tile tile) {
   const int64_t threads = ctx.pool->size();
-  const int64_t tiles = ceil_div(N, 16);
-  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, TASK_COLUMNS / 16), threads));
+  const int64_t tiles = ceil_div(N, width);
+  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, std::max<int64_t>(1, TASK_COLUMNS / width)), threads));
   ctx.pool->run(chunks, [&](int64_t task, int) {
     const int64_t t0 = task * tiles / chunks, t1 = (task + 1) * tiles / chunks;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t j = t * 16;
-      const int cols = static_cast<int>(std::min<int64_t>(16, N - j));
+      const int64_t j = t * width;
+      const int cols = static_cast<int>(std::min<int64_t>(width, N - j));
       for (int64_t pc = 0; pc < K; pc += kc_max)
-        tile(static_cast<int>(M), cols, std::min(kc_max, K - pc), A + pc, B + j * ldb + pc, C + j,
-             pc == 0 ? beta : 1.0f);
+        tile(cols, pc, std::min(kc_max, K - pc), B + j * ldb + pc, C + j, pc == 0 ? beta : 1.0f);
     }
   });
 }
@@ -602,18 +603,41 @@ template <class S>
 void gemm_small_m_f32(int64_t M, int64_t N, int64_t K, float alpha, const S* A, int64_t lda,
                       const S* B, int64_t ldb, float beta, float* C, int64_t ldc,
                       const Context& ctx) {
-  gemm_small_m(M, N, K, KC, A, B, ldb, beta, C, ctx,
-               [&](int rows, int cols, int64_t kc, const S* a, const S* b, float* c, float beta_k) {
-                 switch (rows) {
-                   case 1: return small_m_tile<1>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 2: return small_m_tile<2>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 3: return small_m_tile<3>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 4: return small_m_tile<4>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 5: return small_m_tile<5>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 6: return small_m_tile<6>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   case 7: return small_m_tile<7>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                   default: return small_m_tile<8>(cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
+  // A transposed (and widened) once, [K][M], in the calling thread's buffer.
+  auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(M * K) * sizeof(float)));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) at[k * M + i] = widen(A[i * lda + k]);
+  gemm_small_m(N, K, 16, KC, B, ldb, beta, C, ctx,
+               [&](int cols, int64_t pc, int64_t kc, const S* b, float* c, float beta_k) {
+                 const float* a = at + pc * M;
+                 switch (M) {
+                   case 1: return small_m_tile<1>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 2: return small_m_tile<2>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 3: return small_m_tile<3>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 4: return small_m_tile<4>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 5: return small_m_tile<5>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 6: return small_m_tile<6>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   case 7: return small_m_tile<7>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
+                   default: return small_m_tile<8>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
                  }
+               });
+}
+
+// The same with vdpbf16ps: A as k-pair words, [ceil(K / 2)][M] (k = 2p in the low half,
+// k = 2p + 1 in the high half, zero past K), in the calling thread's buffer.
+void gemm_small_m_bf16dot(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                          int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C,
+                          int64_t ldc, const Context& ctx) {
+  const int64_t words = ceil_div(K, 2);
+  auto* aw = static_cast<uint32_t*>(scratch.get(static_cast<size_t>(M * words) * sizeof(uint32_t)));
+  for (int64_t i = 0; i < M; ++i) {
+    const uint16_t* row = A + i * lda;
+    for (int64_t p = 0; p < words; ++p)
+      aw[p * M + i] = static_cast<uint32_t>(row[2 * p]) | (2 * p + 1 < K ? static_cast<uint32_t>(row[2 * p + 1]) << 16 : 0u);
+  }
+  gemm_small_m(N, K, 16 * bf16dot_small_tiles(M), 2 * KC, B, ldb, beta, C, ctx,
+               [&](int cols, int64_t pc, int64_t kc, const uint16_t* b, float* c, float beta_k) {
+                 gemm_bf16dot_small_m(static_cast<int>(M), cols, kc, aw + pc / 2 * M, b, ldb, c, ldc, alpha, beta_k);
                });
 }
 #endif
@@ -636,13 +660,7 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
                float* C, int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
   const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha);
-  if (ctx.bf16_dot && few_rows) {
-    return gemm_small_m(M, N, K, 2 * KC, A, B, ldb, beta, C, ctx,
-                        [&](int rows, int cols, int64_t kc, const uint16_t* a, const uint16_t* b,
-                            float* c, float beta_k) {
-                          gemm_bf16dot_small_m(rows, cols, kc, a, lda, b, ldb, c, ldc, alpha, beta_k);
-                        });
-  }
+  if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (few_rows) return gemm_small_m_f32(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
     return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,

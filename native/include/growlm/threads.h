@@ -4,6 +4,11 @@
 // Determinism contract: tasks are claimed dynamically, so a kernel must make each
 // task's result independent of which thread runs it and of the thread count (fixed
 // task boundaries, per-task partial results combined in task order).
+//
+// Waiting: a worker that finishes a job, and the caller waiting for the workers, first spin
+// for up to SPIN_MICROSECONDS before sleeping on a condition variable. Waking a sleeping
+// thread costs tens of microseconds (a futex round trip, more in a VM), which dominated the
+// back-to-back small jobs of incremental decoding (~60 kernel calls per generated token).
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -48,6 +53,10 @@ class ThreadPool {
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};
   int active_workers_ = 0;
+  // Mirrors of generation_ and active_workers_ that spinning threads read without the lock.
+  std::atomic<uint64_t> posted_{0};
+  std::atomic<int> running_{0};
+  std::atomic<bool> stop_flag_{false};
 };
 
 /// Splits [0, n) into ceil(n / grain) fixed chunks and runs fn(begin, end) for each.
