@@ -23,11 +23,12 @@ import { BASE_SEED, expectBitwiseEqual, randomInts, relError } from "../helpers/
 const FIXTURE = "test/fixtures/data-parallel/dp-train.ts";
 /**
  * Parameters after 3 AdamW steps, N ranks against one process: the gradients differ only in
- * the order of float32 additions (the ranks' partial sums over rows), and the parameters by
- * about one float32 ulp of the largest (measured 1.2e-7). Weighting each rank's tokens by its
- * own count instead of the global one misses by 1.5e-2.
+ * the order of float32 additions (the ranks' partial sums over rows). AdamW divides by
+ * sqrt(v) + eps, so where a gradient is tiny its rounding moves the early updates by a visible
+ * fraction of lr: normwise differences of 1.2e-7 typically, up to 1.3e-6 over 30 seeds.
+ * Weighting each rank's tokens by its own count instead of the global one misses by 1.5e-2.
  */
-const DP_PARAMS_RTOL = 1e-6;
+const DP_PARAMS_RTOL = 1e-5;
 /** Losses and gradient norms: float64 sums of the same float32 terms in another order. */
 const DP_LOSS_RTOL = 1e-6;
 
