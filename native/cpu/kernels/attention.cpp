@@ -743,7 +743,8 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
   // the threads busy (decoding one sequence); a group's slot rows are read front to back.
   const int64_t groups = std::min<int64_t>(Hkv, std::max<int64_t>(1, (2 * ctx.pool->size() + blocks * B - 1) / (blocks * B)));
   const int64_t max_heads = (Hkv + groups - 1) / groups * G;
-  Scratch scratch(ctx.pool->size(), max_heads * (2 * Dp + CHUNK + 16));
+  // Per thread: qs and acc (nh·Dp each), the scores (nh·CHUNK), m and l (round_up(nh, 16) each).
+  Scratch scratch(ctx.pool->size(), max_heads * (2 * Dp + CHUNK) + 2 * round_up(max_heads, 16));
   ctx.pool->run(blocks * B * groups, [&](int64_t task, int thread) {
     const int64_t blk = blocks - 1 - task / (B * groups);
     const int64_t b = task / groups % B, grp = task % groups;
