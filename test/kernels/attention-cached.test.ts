@@ -97,6 +97,10 @@ const CASES: { d: Dims; begins: number[] }[] = [
   { d: { B: 3, Tq: 1, Tk: 150, S: 151, H: 8, Hkv: 2, D: 64 }, begins: [0, 17, 150] },
   { d: { B: 2, Tq: 130, Tk: 130, S: 131, H: 2, Hkv: 1, D: 1 }, begins: [0, 65] },
   { d: { B: 1, Tq: 33, Tk: 200, S: 200, H: 4, Hkv: 2, D: 40 }, begins: [5] },
+  // One sequence decoding: the heads split into groups of one per task (each thread's scratch
+  // then holds the least; an overrun there once raced with the next thread's queries).
+  { d: { B: 1, Tq: 1, Tk: 97, S: 100, H: 4, Hkv: 4, D: 64 }, begins: [0] },
+  { d: { B: 1, Tq: 1, Tk: 40, S: 40, H: 6, Hkv: 3, D: 16 }, begins: [3] },
 ];
 
 describe("attentionCachedForward against a float64 reference", () => {
