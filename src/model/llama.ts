@@ -142,9 +142,28 @@ interface LayerActs {
   h1b: BF16 | null; attb: BF16 | null; h2b: BF16 | null; actb: BF16 | null;
 }
 
-/** Every buffer of one (B, T) shape; reused across steps of that shape. */
-class Workspace {
+/** Native buffers owned together and freed together. */
+class NativeBuffers {
   readonly #tensors: Tensor[] = [];
+
+  /** n fresh elements (float32, bf16 bits or int32), freed by dispose(). */
+  protected alloc(n: number, dtype: "float32" | "bfloat16" | "int32"): F32 | BF16 | Int32Array {
+    return this.own(Tensor.empty([n], dtype)).data as F32 | BF16 | Int32Array;
+  }
+
+  /** Takes `t` into the set (freed by dispose()). */
+  protected own<D extends "float32" | "bfloat16" | "int32">(t: Tensor<D>): Tensor<D> {
+    this.#tensors.push(t);
+    return t;
+  }
+
+  dispose(): void {
+    for (const t of this.#tensors) t.dispose();
+  }
+}
+
+/** Every buffer of one (B, T) shape; reused across steps of that shape. */
+class Workspace extends NativeBuffers {
   readonly residual: F32[]; // L + 1 residual-stream states [BT, C]
   readonly layers: LayerActs[]; // L sets, or 1 when recomputing
   readonly hf: F32; readonly rstdf: F32; readonly hfb: BF16 | null;
@@ -164,13 +183,14 @@ class Workspace {
     readonly B: number, readonly T: number, config: LlamaConfig, recompute: boolean, bf16: boolean, readonly headRows: number,
     readonly members: number, readonly dropout: boolean,
   ) {
+    super();
     const N = B * T;
     const C = config.hidden_size;
     const I = config.intermediate_size;
     const H = config.num_attention_heads;
     const kvC = config.num_key_value_heads * headDim(config);
-    const f = (n: number): F32 => this.#alloc(n, "float32") as F32;
-    const b = (n: number): BF16 | null => (bf16 ? (this.#alloc(n, "bfloat16") as BF16) : null);
+    const f = (n: number): F32 => this.alloc(n, "float32") as F32;
+    const b = (n: number): BF16 | null => (bf16 ? (this.alloc(n, "bfloat16") as BF16) : null);
     this.residual = Array.from({ length: config.num_hidden_layers + 1 }, () => f(N * C));
     this.layers = Array.from({ length: recompute ? 1 : config.num_hidden_layers }, () => ({
       h1: f(N * C), rstd1: f(N), q: f(N * C), k: f(N * kvC), v: f(N * kvC), att: f(N * C), lse: f(B * H * T),
@@ -180,11 +200,10 @@ class Workspace {
     this.hf = f(N * C);
     this.rstdf = f(N);
     this.hfb = b(N * C);
-    this.positions = this.#alloc(N, "int32") as Int32Array;
+    this.positions = this.alloc(N, "int32") as Int32Array;
     for (let i = 0; i < N; i++) this.positions[i] = i % T;
-    this.targets = this.#alloc(N, "int32") as Int32Array;
-    this.tokenLosses = Tensor.empty([B, T]);
-    this.#tensors.push(this.tokenLosses);
+    this.targets = this.alloc(N, "int32") as Int32Array;
+    this.tokenLosses = this.own(Tensor.empty([B, T]));
     this.headLogits = f(headRows * config.vocab_size);
     this.headLse = f(headRows);
     this.headLogitsB = b(headRows * config.vocab_size);
@@ -197,8 +216,7 @@ class Workspace {
     this.dup = f(N * I);
     this.dact = f(N * Math.max(C, I)); // also the scratch of two rmsnorm backwards (N·C)
     this.ddrop = dropout ? f(N * C) : null;
-    this.mixtureLosses = members > 1 ? Tensor.empty([B / members, T]) : null;
-    if (this.mixtureLosses) this.#tensors.push(this.mixtureLosses);
+    this.mixtureLosses = members > 1 ? this.own(Tensor.empty([B / members, T])) : null;
     this.dresB = b(N * C);
     this.dqB = b(N * C);
     this.dkB = b(N * kvC);
@@ -207,35 +225,26 @@ class Workspace {
     this.dupB = b(N * I);
   }
 
-  #alloc(n: number, dtype: "float32" | "bfloat16" | "int32"): F32 | BF16 | Int32Array {
-    const t = Tensor.empty([n], dtype);
-    this.#tensors.push(t);
-    return t.data as F32 | BF16 | Int32Array;
-  }
-
-  dispose(): void {
-    for (const t of this.#tensors) t.dispose();
-  }
 }
 
 /**
  * Buffers of forwardCached for up to `capacity` new tokens (rows × new tokens per row), grown
  * on demand and reused across calls (a prefill, then single-token steps).
  */
-class DecodeWorkspace {
-  readonly #tensors: Tensor[] = [];
+class DecodeWorkspace extends NativeBuffers {
   readonly x: F32; readonly h: F32; readonly rstd: F32; readonly q: F32; readonly k: F32; readonly v: F32;
   readonly att: F32; readonly mid: F32; readonly gate: F32; readonly up: F32; readonly act: F32;
   readonly hb: BF16 | null; readonly attb: BF16 | null; readonly actb: BF16 | null;
   readonly positions: Int32Array;
 
   constructor(readonly capacity: number, config: LlamaConfig, bf16: boolean) {
+    super();
     const N = capacity;
     const C = config.hidden_size;
     const I = config.intermediate_size;
     const kvC = config.num_key_value_heads * headDim(config);
-    const f = (n: number): F32 => this.#alloc(n, "float32") as F32;
-    const b = (n: number): BF16 | null => (bf16 ? (this.#alloc(n, "bfloat16") as BF16) : null);
+    const f = (n: number): F32 => this.alloc(n, "float32") as F32;
+    const b = (n: number): BF16 | null => (bf16 ? (this.alloc(n, "bfloat16") as BF16) : null);
     this.x = f(N * C);
     this.h = f(N * C);
     this.rstd = f(N);
@@ -250,18 +259,9 @@ class DecodeWorkspace {
     this.hb = b(N * C);
     this.attb = b(N * C);
     this.actb = b(N * I);
-    this.positions = this.#alloc(N, "int32") as Int32Array;
+    this.positions = this.alloc(N, "int32") as Int32Array;
   }
 
-  #alloc(n: number, dtype: "float32" | "bfloat16" | "int32"): F32 | BF16 | Int32Array {
-    const t = Tensor.empty([n], dtype);
-    this.#tensors.push(t);
-    return t.data as F32 | BF16 | Int32Array;
-  }
-
-  dispose(): void {
-    for (const t of this.#tensors) t.dispose();
-  }
 }
 
 /** op(A)·op(B) with fp32 or bf16 inputs, C [M, N] = alpha·op(A)·op(B) + beta·C. */
