@@ -12,27 +12,14 @@ import { fileURLToPath } from "node:url";
 
 import { binding } from "../src/native.js";
 import { type ClMode, makeClStep } from "./cl-setup.js";
-import { median, type BenchSuite, type MeasuredContender } from "./common.js";
+import { stepContender, type BenchSuite, type MeasuredContender } from "./common.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MEMORY_SCRIPT = join(here, "cl-memory.ts");
 
 function selfTimed(name: string, mode: ClMode): MeasuredContender & { dispose(): void } {
   const s = makeClStep(mode);
-  return {
-    name,
-    warm: s.step,
-    measure: () => {
-      const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t0 = process.hrtime.bigint();
-        s.step();
-        times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-      }
-      return s.tokens / median(times);
-    },
-    dispose: s.dispose,
-  };
+  return { ...stepContender(name, s.tokens, s.step), dispose: s.dispose };
 }
 
 function peakMiB(mode: ClMode, threads: number): { peak: number; state: number } {

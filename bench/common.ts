@@ -101,6 +101,28 @@ export function median(values: readonly number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/**
+ * A contender that times whole steps itself (training steps: too long for benchmark.js's
+ * repetitions): each measurement runs one untimed step, then three timed ones, and returns
+ * `work` per second of their median.
+ */
+export function stepContender(name: string, work: number, step: () => void): MeasuredContender {
+  return {
+    name,
+    warm: step,
+    measure: () => {
+      step();
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = process.hrtime.bigint();
+        step();
+        times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      }
+      return work / median(times);
+    },
+  };
+}
+
 /** Mean seconds per call of fn, by benchmark.js. */
 function secondsPerCall(name: string, fn: () => void, maxTime: number): number {
   const bench = new Benchmark(name, fn, { maxTime, minSamples: 3, initCount: 1 });

@@ -12,7 +12,7 @@ import { LlamaModel } from "../src/model/llama.js";
 import { FilmEnsemble, initializeFilm } from "../src/probabilistic/film.js";
 import { Tensor } from "../src/tensor.js";
 import { Trainer } from "../src/train/trainer.js";
-import { median, type BenchSuite, type MeasuredContender } from "./common.js";
+import { stepContender, type BenchSuite } from "./common.js";
 import { TRAIN_CONFIGS } from "./train.bench.js";
 
 const M = 4;
@@ -46,23 +46,6 @@ function makeStep(mode: Mode, B: number, T: number): { step: () => void; dispose
   };
 }
 
-/** Rows per second of `step` (median of three steps after one warm-up). */
-function selfTimed(name: string, rows: number, step: () => void): MeasuredContender {
-  return {
-    name,
-    warm: step,
-    measure: () => {
-      step();
-      const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t0 = process.hrtime.bigint();
-        step();
-        times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-      }
-      return rows / median(times);
-    },
-  };
-}
 
 export const suite: BenchSuite = {
   name: "film",
@@ -75,8 +58,8 @@ export const suite: BenchSuite = {
       const members = mode === "film" ? M : 1;
       const label = mode === "film" ? `FiLM-Ensemble M=${M} train step, config S (B=${B} T=${T}), rows = B·M·T` : `dropout p=0.1 train step, config S (B=${B} T=${T})`;
       const [value, baseline] = ctx.compare(label, "tokens/s", [B * members * T, B * T], [
-        selfTimed("growlm", B * members * T, ours.step),
-        selfTimed("deterministic step, same batch", B * T, det.step),
+        stepContender("growlm", B * members * T, ours.step),
+        stepContender("deterministic step, same batch", B * T, det.step),
       ]) as [number, number];
       // Step time against the deterministic step: (rows/value) / (B·T/baseline).
       const timeRatio = (members * baseline) / value;

@@ -18,7 +18,7 @@ import { LlamaModel, type MatmulPrecision } from "../src/model/llama.js";
 import { binding } from "../src/native.js";
 import { Tensor } from "../src/tensor.js";
 import { Trainer } from "../src/train/trainer.js";
-import { median, type BenchSuite, type MeasuredContender } from "./common.js";
+import { median, stepContender, type BenchSuite, type MeasuredContender } from "./common.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TORCH_SCRIPT = join(here, "..", "tools", "torch_train_step.py");
@@ -60,22 +60,6 @@ export function makeTrainStep(bench: TrainBenchConfig, matmul: MatmulPrecision):
   };
 }
 
-function selfTimed(name: string, tokens: number, step: () => void): MeasuredContender {
-  return {
-    name,
-    warm: step,
-    measure: () => {
-      step();
-      const times: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t0 = process.hrtime.bigint();
-        step();
-        times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-      }
-      return tokens / median(times);
-    },
-  };
-}
 
 /** The first Python with torch: Debian's python3-torch lives in /usr/bin/python3, which a pyenv python3 on PATH may hide. */
 const PYTHON = ["/usr/bin/python3", "python3"].find((python) => spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status === 0) ?? null;
@@ -121,7 +105,7 @@ export const suite: BenchSuite = {
       for (const matmul of ["float32", "bfloat16"] as const) {
         const { step, dispose } = makeTrainStep(bench, matmul);
         const label = `train step ${bench.name} (B=${bench.B} T=${bench.T}) ${matmul === "float32" ? "fp32" : "bf16 matmul"}`;
-        const contenders = [selfTimed("growlm", tokens, step)];
+        const contenders = [stepContender("growlm", tokens, step)];
         if (torch) contenders.push(torchContender(bench, threads));
         const [value] = ctx.compare(label, "tokens/s", tokens, contenders) as [number];
         ctx.report(`${label} model FLOPs`, "GFLOP/s", (value * flops) / 1e9, [[`machine fp32 FMA peak`, ctx.peakGflops]]);
