@@ -7,55 +7,22 @@
 //
 // This file alone is compiled with -mavx512bf16 (CMakeLists.txt) and is only reached
 // after the CPU reported the feature, so it defines nothing but the kernels and their
-// local helpers (named bf16dot_*): no inline function of a shared header could be emitted
-// here with AVX-512 code and picked by the linker for another file.
+// local helpers (named bf16dot_*, or of internal linkage as transpose16.h's): no inline
+// function of external linkage could be emitted here with AVX-512 code and picked by the
+// linker for another file.
 #include "gemm_bf16_avx512bf16.h"
+#include "transpose16.h"
 
 #include <immintrin.h>
 
 #include <type_traits>
 
-// GCC 12 reports the _mm512_undefined_*() placeholders inside its own shuffle intrinsics as
-// "(may be) used uninitialized"; they are never read (as in kernels/gemm.cpp).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+// (transpose16.h also silences GCC 12's false "uninitialized" reports on its intrinsics.)
 
 namespace growlm::cpu {
 
 namespace {
 
-// 16 x 16 transpose of 32-bit lanes (lane j of r[i] -> lane i of r[j]), the same shuffles as
-// kernels/gemm.cpp's transpose16 (which this file cannot share: see above).
-__attribute__((always_inline)) inline void bf16dot_transpose16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 16; i += 4) {
-    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q) {
-    const __m512 x0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
-    const __m512 x1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xee);
-    const __m512 x2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
-    const __m512 x3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xee);
-    t[q] = _mm512_shuffle_f32x4(x0, x2, 0x88);
-    t[4 + q] = _mm512_shuffle_f32x4(x0, x2, 0xdd);
-    t[8 + q] = _mm512_shuffle_f32x4(x1, x3, 0x88);
-    t[12 + q] = _mm512_shuffle_f32x4(x1, x3, 0xdd);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
 
 // acc += the pair products of b and the word *w broadcast to every lane, with the broadcast
 // folded into vdpbf16ps as its m32bcst operand (GCC 12 emits a separate vpbroadcastd for
@@ -98,7 +65,7 @@ void bf16dot_small_m(int cols, int64_t kc, const uint32_t* aw, const uint16_t* b
         }
         r[i] = _mm512_castsi512_ps(w);
       }
-      bf16dot_transpose16(r);
+      transpose16(r);
 #pragma GCC unroll 16
       for (int t = 0; t < (WHOLE ? 16 : count); ++t) {
 #pragma GCC unroll 8
