@@ -92,7 +92,36 @@ int64_t forward_grain(int64_t C) { return std::max<int64_t>(1, 32768 / C); }
 // Rows per dweight block: few enough for an accurate fp32 partial sum, enough that the
 // partials are 1/32 of dout's bytes. A task takes whole blocks, about 16K elements.
 constexpr int64_t ROWS = 32;
+// Columns per task of the weight-gradient reductions.
+constexpr int64_t COLS = 512;
 int64_t blocks_per_task(int64_t C) { return std::max<int64_t>(1, 16384 / (ROWS * C)); }
+
+// One row of the RMSNorm backward: dx = r·(w·g) − k·x with k = r³·Σ(g·w·x)/C, and the row's
+// share g·(x·r) of dweight added into acc.
+void row_backward(float* dx, float* acc, const float* g, const float* x, const float* weight, float r, int64_t C) {
+  const double rd = r;
+  const float k = static_cast<float>(rd * rd * rd * sum_products(g, weight, x, C) / static_cast<double>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    dx[c] = r * (weight[c] * g[c]) - k * x[c];
+    acc[c] += g[c] * (x[c] * r);
+  }
+}
+
+// dweight += the sum of the row blocks' partials [blocks][C], in block order and in double:
+// column chunks own their dweight entries, so any thread count gives the same bits.
+void add_block_partials(float* dweight, const float* partial, int64_t blocks, int64_t C, const Context& ctx) {
+  parallel_for(ctx, C, std::max<int64_t>(COLS, 65536 / blocks / COLS * COLS), [&](int64_t lo, int64_t hi) {
+    for (int64_t c0 = lo; c0 < hi; c0 += COLS) {
+      const int64_t c1 = std::min(hi, c0 + COLS);
+      double sum[COLS] = {};
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* p = partial + b * C;
+        for (int64_t c = c0; c < c1; ++c) sum[c - c0] += p[c];
+      }
+      for (int64_t c = c0; c < c1; ++c) dweight[c] = static_cast<float>(static_cast<double>(dweight[c]) + sum[c - c0]);
+    }
+  });
+}
 
 }  // namespace
 
@@ -126,33 +155,11 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
         const float* x = inp + n * C;
         const float* g = dout + n * C;
         float* dx = dinp + n * C;
-        const float r = rstd[n];
-        const double rd = r;
-        const float k = static_cast<float>(rd * rd * rd * sum_products(g, weight, x, C) /
-                                           static_cast<double>(C));
-        for (int64_t c = 0; c < C; ++c) {
-          dx[c] = r * (weight[c] * g[c]) - k * x[c];
-          acc[c] += g[c] * (x[c] * r);
-        }
+        row_backward(dx, acc, g, x, weight, rstd[n], C);
       }
     }
   });
-  // Column chunks own their dweight entries; each sums the block partials in block order.
-  constexpr int64_t COLS = 512;
-  parallel_for(ctx, C, std::max<int64_t>(COLS, 65536 / blocks / COLS * COLS),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t c0 = lo; c0 < hi; c0 += COLS) {
-                   const int64_t c1 = std::min(hi, c0 + COLS);
-                   double sum[COLS] = {};
-                   for (int64_t b = 0; b < blocks; ++b) {
-                     const float* p = partial.get() + b * C;
-                     for (int64_t c = c0; c < c1; ++c) sum[c - c0] += p[c];
-                   }
-                   for (int64_t c = c0; c < c1; ++c) {
-                     dweight[c] = static_cast<float>(static_cast<double>(dweight[c]) + sum[c - c0]);
-                   }
-                 }
-               });
+  add_block_partials(dweight, partial.get(), blocks, C, ctx);
 }
 
 // FiLM-fused RMSNorm (growlm/norm.h). The row statistics and dinp/dweight are the plain
@@ -195,32 +202,11 @@ void rmsnorm_film_backward(float* dinp, float* dweight, float* dgamma, float* db
         const float* gm = gamma + ((n / group) % M) * C;
         float* dx = dinp + n * C;
         for (int64_t c = 0; c < C; ++c) g[c] = d[c] * gm[c];
-        const float r = rstd[n];
-        const double rd = r;
-        const float k = static_cast<float>(rd * rd * rd * sum_products(g, weight, x, C) /
-                                           static_cast<double>(C));
-        for (int64_t c = 0; c < C; ++c) {
-          dx[c] = r * (weight[c] * g[c]) - k * x[c];
-          acc[c] += g[c] * (x[c] * r);
-        }
+        row_backward(dx, acc, g, x, weight, rstd[n], C);
       }
     }
   });
-  constexpr int64_t COLS = 512;
-  parallel_for(ctx, C, std::max<int64_t>(COLS, 65536 / blocks / COLS * COLS),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t c0 = lo; c0 < hi; c0 += COLS) {
-                   const int64_t c1 = std::min(hi, c0 + COLS);
-                   double sum[COLS] = {};
-                   for (int64_t b = 0; b < blocks; ++b) {
-                     const float* p = partial.get() + b * C;
-                     for (int64_t c = c0; c < c1; ++c) sum[c - c0] += p[c];
-                   }
-                   for (int64_t c = c0; c < c1; ++c) {
-                     dweight[c] = static_cast<float>(static_cast<double>(dweight[c]) + sum[c - c0]);
-                   }
-                 }
-               });
+  add_block_partials(dweight, partial.get(), blocks, C, ctx);
   // dgamma and dbeta: one task per (member, column chunk) sums that member's rows in row
   // order in double (each fp32 product dout·ŷ is exact there), so no partials are needed.
   const int64_t runs = (N + group - 1) / group;
