@@ -18,7 +18,7 @@ import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
 import type { EmbeddingBinding } from "./kernels/embedding.js";
 import type { EwcBinding } from "./kernels/ewc.js";
-import type { GemmBinding } from "./kernels/gemm.js";
+import type { GemmBinding, GemmCudaBinding } from "./kernels/gemm.js";
 import type { NormBinding } from "./kernels/norm.js";
 import type { RngBinding } from "./kernels/rng.js";
 import type { RopeBinding } from "./kernels/rope.js";
@@ -53,7 +53,10 @@ export interface CoreBinding {
  * binding.cuda: the CUDA backend's functions, each op under its CPU twin's name and argument
  * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
  */
-export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward">;
+export type CudaBinding = CudaCoreBinding &
+  Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
+  GemmBinding<DeviceBuffers> &
+  GemmCudaBinding;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &
