@@ -24,6 +24,7 @@ import type { RngBinding } from "./kernels/rng.js";
 import type { RopeBinding } from "./kernels/rope.js";
 import type { SwigluBinding } from "./kernels/swiglu.js";
 import type { XentBinding } from "./kernels/xent.js";
+import type { NcclBinding } from "./train/comm-nccl.js";
 
 /** Code paths the CPU kernels are compiled for, slowest to fastest. */
 export type Isa = "portable" | "avx2" | "avx512";
@@ -56,7 +57,8 @@ export interface CoreBinding {
 export type CudaBinding = CudaCoreBinding &
   Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
   GemmBinding<DeviceBuffers> &
-  GemmCudaBinding;
+  GemmCudaBinding &
+  NcclBinding;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &
