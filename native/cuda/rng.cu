@@ -177,12 +177,6 @@ __global__ void dropout_kernel(float* out, const float* inp, int64_t C, float p,
   }
 }
 
-__global__ void philox_kernel(uint32_t* out, const uint32_t* counter, const uint32_t* key) {
-  if (threadIdx.x != 0) return;
-  const Words w = philox(counter[0], counter[1], counter[2], counter[3], key[0], key[1]);
-  for (int m = 0; m < 4; ++m) out[m] = w.w[m];
-}
-
 }  // namespace
 
 void rng_uniform(float* out, int64_t n, uint64_t seed, uint64_t offset, float low, float high,
@@ -216,11 +210,6 @@ void rng_dropout(float* out, const float* inp, int64_t rows, int64_t C, float p,
   }
   launch("rng_dropout", dropout_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(grid_y)),
          dim3(THREADS), 0, ctx, out, inp, C, p, scale, seed, row_offsets);
-}
-
-void philox4x32_10(uint32_t* out, const uint32_t* counter, const uint32_t* key,
-                   const CudaContext& ctx) {
-  launch("philox4x32_10", philox_kernel, dim3(1), dim3(32), 0, ctx, out, counter, key);
 }
 
 }  // namespace growlm::GROWLM_CUDA_NS
