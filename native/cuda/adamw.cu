@@ -1,6 +1,6 @@
 // Fused AdamW step, global gradient norm and clipping on the device (growlm/adamw.h).
 // AdamW: one streaming pass, a tile of 1024 elements per block (float4 loads and stores
-// when every buffer is 16-byte aligned), each op rounded where torch's float32 sequence
+// when every buffer is 16-byte aligned and the tile is whole), each op rounded where torch's float32 sequence
 // rounds: __fmul_rn / __fadd_rn / __fdiv_rn / __fsqrt_rn keep nvcc from contracting
 // products into FMAs, and the lerp is the one FMA ATen itself issues (__fmaf_rn), so an
 // update is bitwise the CPU's FMA paths (AVX2 / AVX-512) given the same scalars, which the
@@ -100,8 +100,10 @@ __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params
   auto decay_of = [=](int64_t i) {
     return seg_decay[segment_in(seg_begin, seg_lo, seg_hi, i)] ? decay_on : 1.0f;
   };
-  const int64_t i4 = tile + 4 * static_cast<int64_t>(threadIdx.x);
-  if (vec4 && i4 + 4 <= n) {
+  // The layout is the tile's: float4s for a whole tile of aligned buffers, else element
+  // k·THREADS + thread (coalesced), never a mix (the two would overlap).
+  if (vec4 && tile_end - tile == TILE) {
+    const int64_t i4 = tile + 4 * static_cast<int64_t>(threadIdx.x);
     float4 p = *reinterpret_cast<const float4*>(params + i4);
     float4 mm = *reinterpret_cast<const float4*>(m + i4);
     float4 vv = *reinterpret_cast<const float4*>(v + i4);
@@ -120,7 +122,6 @@ __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params
     }
     return;
   }
-  // Unaligned buffers or the ragged end: element k·THREADS + thread of the tile (coalesced).
   for (int k = 0; k < 4; ++k) {
     const int64_t i = tile + k * THREADS + threadIdx.x;
     if (i >= tile_end) break;
