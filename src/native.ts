@@ -62,7 +62,10 @@ export type CudaBinding = CudaCoreBinding &
   EmbeddingBinding<DeviceBuffers> &
   GemmBinding<DeviceBuffers> &
   GemmCudaBinding &
-  NcclBinding;
+  NcclBinding &
+  XentBinding<DeviceBuffers> &
+  AdamwBinding<DeviceBuffers> &
+  Omit<RngBinding<DeviceBuffers>, "philox4x32">;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &
