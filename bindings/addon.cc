@@ -23,9 +23,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   s->ctx.pool = s->pool.get();
   s->ctx.isa = best_isa();
   s->ctx.bf16_dot = s->ctx.isa == Isa::avx512 && cpu_features().avx512bf16;
+  s->cuda = std::make_unique<CudaContexts>();
   env.SetInstanceData(s);  // deleted with the environment
 
   InitCore(env, exports);
+  InitCuda(env, exports);
   InitTensor(env, exports);
   InitElementwise(env, exports);
   InitGemm(env, exports);

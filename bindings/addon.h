@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "cuda_args.h"
 #include "growlm/context.h"
 #include "growlm/threads.h"
 
@@ -14,6 +15,7 @@ namespace growlm::bindings {
 struct AddonState {
   std::unique_ptr<ThreadPool> pool;
   Context ctx;
+  std::unique_ptr<CudaContexts> cuda;
 };
 
 /// The context of the environment that made the call.
@@ -36,5 +38,6 @@ void InitEwc(Napi::Env env, Napi::Object exports);
 void InitDistill(Napi::Env env, Napi::Object exports);
 void InitRng(Napi::Env env, Napi::Object exports);
 void InitBaseline(Napi::Env env, Napi::Object exports);
+void InitCuda(Napi::Env env, Napi::Object exports);
 
 }  // namespace growlm::bindings

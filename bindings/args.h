@@ -35,6 +35,10 @@ inline ShapeText shape(const char* names, std::initializer_list<int64_t> dims) {
 
 class Args {
  public:
+  /// Whether the buffers are device buffers (CudaArgs) rather than typed arrays: lets one
+  /// binding template serve the CPU op and its CUDA twin.
+  static constexpr bool on_device = false;
+
   Args(const Napi::CallbackInfo& info, const char* op, size_t count);
 
   Napi::Env env() const { return info_.Env(); }
@@ -52,6 +56,8 @@ class Args {
   bool boolean(size_t i, const char* name) const;
   std::string string(size_t i, const char* name) const;
   bool is_null(size_t i) const;
+  /// Argument i as given.
+  Napi::Value info_value(size_t i) const { return info_[i]; }
 
   // Typed arrays of exactly `length` elements; `what` describes the expected shape.
   float* f32(size_t i, const char* name, int64_t length, const ShapeText& what) const;

@@ -4,6 +4,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "cuda_args.h"
 #include "growlm/norm.h"
 
 namespace growlm::bindings {
@@ -22,9 +23,10 @@ float positive_eps(const Args& args, size_t i) {
   return f;
 }
 
-// rmsnormForward(out, rstd, inp, weight, N, C, eps)
+// rmsnormForward(out, rstd, inp, weight, N, C, eps), on the CPU (Args) or a device (CudaArgs).
+template <class A>
 Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
-  Args args(info, "rmsnormForward", 7);
+  A args(info, "rmsnormForward", 7);
   const int64_t N = args.size(4, "N", 0);
   const int64_t C = args.size(5, "C", 1);
   const float eps = positive_eps(args, 6);
@@ -34,13 +36,18 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
   float* rstd = args.f32(1, "rstd", N, shape("N", {N}));
   const float* inp = args.f32(2, "inp", NC, nc);
   const float* weight = args.f32(3, "weight", C, shape("C", {C}));
-  rmsnorm_forward(out, rstd, inp, weight, N, C, eps, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rmsnorm_forward, out, rstd, inp, weight, N, C, eps, args.context());
+  } else {
+    rmsnorm_forward(out, rstd, inp, weight, N, C, eps, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
 // rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, N, C)
+template <class A>
 Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "rmsnormBackward", 8);
+  A args(info, "rmsnormBackward", 8);
   const int64_t N = args.size(6, "N", 0);
   const int64_t C = args.size(7, "C", 1);
   const int64_t NC = args.count("N, C", {N, C});
@@ -52,7 +59,11 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   const float* inp = args.f32(3, "inp", NC, nc);
   const float* weight = args.f32(4, "weight", C, c);
   const float* rstd = args.f32(5, "rstd", N, shape("N", {N}));
-  rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rmsnorm_backward, dinp, dweight, dout, inp, weight, rstd, N, C, args.context());
+  } else {
+    rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
@@ -107,8 +118,11 @@ Napi::Value RmsnormFilmBackward(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitNorm(Napi::Env env, Napi::Object exports) {
-  bind(env, exports, "rmsnormForward", RmsnormForward);
-  bind(env, exports, "rmsnormBackward", RmsnormBackward);
+  bind(env, exports, "rmsnormForward", RmsnormForward<Args>);
+  bind(env, exports, "rmsnormBackward", RmsnormBackward<Args>);
+  Napi::Object cuda = cuda_exports(env, exports);
+  bind(env, cuda, "rmsnormForward", RmsnormForward<CudaArgs>);
+  bind(env, cuda, "rmsnormBackward", RmsnormBackward<CudaArgs>);
   bind(env, exports, "rmsnormFilmForward", RmsnormFilmForward);
   bind(env, exports, "rmsnormFilmBackward", RmsnormFilmBackward);
 }

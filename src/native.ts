@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
+import type { CudaCoreBinding, DeviceBuffers } from "./device.js";
 import type { AdamwBinding } from "./kernels/adamw.js";
 import type { AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
@@ -48,7 +49,13 @@ export interface CoreBinding {
   address(array: ArrayBufferView): bigint;
 }
 
-export type Binding = CoreBinding &
+/**
+ * binding.cuda: the CUDA backend's functions, each op under its CPU twin's name and argument
+ * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
+ */
+export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward">;
+
+export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &
   GemmBinding &
   AttentionBinding &

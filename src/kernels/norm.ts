@@ -6,29 +6,30 @@
  * The FiLM-fused variant follows the norm with FiLM-Ensemble's per-member affine map:
  * out = ((inp · rstd) · weight) · gamma[m] + beta[m] for the rows of member m.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite, formatShape, output } from "./check.js";
 
-export interface NormBinding {
-  rmsnormForward(out: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number, eps: number): void;
+export interface NormBinding<B extends Buffers = HostBuffers> {
+  rmsnormForward(out: B["f32"], rstd: B["f32"], inp: B["f32"], weight: B["f32"], N: number, C: number, eps: number): void;
   rmsnormBackward(
-    dinp: Float32Array,
-    dweight: Float32Array,
-    dout: Float32Array,
-    inp: Float32Array,
-    weight: Float32Array,
-    rstd: Float32Array,
+    dinp: B["f32"],
+    dweight: B["f32"],
+    dout: B["f32"],
+    inp: B["f32"],
+    weight: B["f32"],
+    rstd: B["f32"],
     N: number,
     C: number,
   ): void;
   rmsnormFilmForward(
-    out: Float32Array,
-    rstd: Float32Array,
-    inp: Float32Array,
-    weight: Float32Array,
-    gamma: Float32Array,
-    beta: Float32Array,
+    out: B["f32"],
+    rstd: B["f32"],
+    inp: B["f32"],
+    weight: B["f32"],
+    gamma: B["f32"],
+    beta: B["f32"],
     N: number,
     C: number,
     group: number,
@@ -36,15 +37,15 @@ export interface NormBinding {
     eps: number,
   ): void;
   rmsnormFilmBackward(
-    dinp: Float32Array,
-    dweight: Float32Array,
-    dgamma: Float32Array,
-    dbeta: Float32Array,
-    dout: Float32Array,
-    inp: Float32Array,
-    weight: Float32Array,
-    gamma: Float32Array,
-    rstd: Float32Array,
+    dinp: B["f32"],
+    dweight: B["f32"],
+    dgamma: B["f32"],
+    dbeta: B["f32"],
+    dout: B["f32"],
+    inp: B["f32"],
+    weight: B["f32"],
+    gamma: B["f32"],
+    rstd: B["f32"],
     N: number,
     C: number,
     group: number,

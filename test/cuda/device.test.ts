@@ -1,0 +1,50 @@
+import { expect, it } from "vitest";
+
+import { cudaInfo, parseDevice, toHost } from "../../src/device.js";
+import { binding } from "../../src/native.js";
+import { randomF32 } from "../helpers/reference.js";
+import { DEVICE, describeCuda, downloadF32, upload } from "../helpers/cuda.js";
+
+it("cuda.info says what was compiled and why no device is usable", () => {
+  const info = cudaInfo();
+  expect(typeof info.compiled).toBe("boolean");
+  if (info.devices.length === 0) expect(info.unavailableReason).not.toBe("");
+  expect(() => parseDevice("gpu")).toThrow(/expected "cpu", "cuda" or "cuda:N" but received "gpu"/);
+  expect(parseDevice("cpu")).toBe("cpu");
+  expect(() => parseDevice(`cuda:${info.devices.length}`)).toThrow(/cannot use "cuda:\d+"/);
+});
+
+describeCuda("device memory", () => {
+  it("copies to the device, within it, and back; views address sub-ranges", () => {
+    const data = randomF32(1001, 5);
+    const a = upload(data);
+    expect(a.byteLength).toBe(4004);
+    const b = binding.cuda.alloc(DEVICE, 4004);
+    binding.cuda.copyOnDevice(b, a);
+    expect(downloadF32(b)).toEqual(data);
+    const tail = b.view(400, 40);
+    expect(toHost(tail, (n) => new Float32Array(n), 4)).toEqual(data.subarray(100, 110));
+    binding.cuda.fillBytes(tail, 0);
+    const back = downloadF32(b);
+    expect(back.subarray(100, 110)).toEqual(new Float32Array(10));
+    expect(back[99]).toBe(data[99]);
+    expect(back[110]).toBe(data[110]);
+  });
+
+  it("refuses copies of different sizes and views outside the buffer", () => {
+    const a = binding.cuda.alloc(DEVICE, 16);
+    expect(() => binding.cuda.copyToDevice(a, new Float32Array(5))).toThrow(/the destination has 16 bytes but the source 20/);
+    expect(() => a.view(8, 16)).toThrow(/bytes \[8, 24\) are outside the buffer's 16/);
+  });
+
+  it("reuses freed memory through the pool", () => {
+    const before = binding.cuda.poolStats(DEVICE);
+    const a = binding.cuda.alloc(DEVICE, 3000);
+    const mid = binding.cuda.poolStats(DEVICE);
+    expect(mid.inUse - before.inUse).toBe(3072);
+    a.free();
+    const b = binding.cuda.alloc(DEVICE, 3000);
+    expect(binding.cuda.poolStats(DEVICE).reserved).toBe(mid.reserved);
+    b.free();
+  });
+});
