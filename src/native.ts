@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 
 import type { CudaCoreBinding, DeviceBuffers } from "./device.js";
 import type { AdamwBinding } from "./kernels/adamw.js";
-import type { AttentionBinding } from "./kernels/attention.js";
+import type { AttentionBf16Binding, AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
 import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
@@ -53,7 +53,9 @@ export interface CoreBinding {
  * binding.cuda: the CUDA backend's functions, each op under its CPU twin's name and argument
  * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
  */
-export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward">;
+export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
+  AttentionBinding<DeviceBuffers> &
+  AttentionBf16Binding;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &

@@ -885,21 +885,6 @@ void check_bf16(const char* op, int64_t D, std::initializer_list<const void*> po
   }
 }
 
-// Dynamic shared memory above the 48 KiB default needs an opt-in per kernel.
-template <class Kernel>
-void allow_shared(const char* op, Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    GROWLM_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(bytes)));
-}
-
-template <class Kernel, class... Args>
-void launch_with_shared(const char* op, Kernel kernel, dim3 grid, dim3 block, size_t shared,
-                        const CudaContext& ctx, Args... args) {
-  allow_shared(op, kernel, shared);
-  launch(op, kernel, grid, block, shared, ctx, args...);
-}
-
 float log2_scale(float scale) { return static_cast<float>(static_cast<double>(scale) * 1.4426950408889634074); }
 
 template <class E>
@@ -916,7 +901,7 @@ void forward_f32(float* out, float* lse, const float* q, const float* k, const f
                  int64_t H, int64_t Hkv, int64_t D, float scale, const CudaContext& ctx) {
   const size_t shared = sizeof(float) * (FR * D + FK * odd_pitch(static_cast<int>(D)));
   const dim3 grid(static_cast<unsigned>((T + FR - 1) / FR), static_cast<unsigned>(H), static_cast<unsigned>(B));
-  launch_with_shared("attention_forward", attention_forward_f32_kernel<NJ>, grid, dim3(FTHREADS), shared, ctx, out,
+  launch("attention_forward", attention_forward_f32_kernel<NJ>, grid, dim3(FTHREADS), shared, ctx, out,
                      lse, q, k, v, static_cast<int>(T), static_cast<int>(H), static_cast<int>(Hkv),
                      static_cast<int>(D), log2_scale(scale));
 }
@@ -934,12 +919,12 @@ void backward_f32(float* dq, float* dk, float* dv, const float* dout, const floa
   float* delta = dq;
   launch_delta(op, delta, dout, out, B, T, H, D, ctx);
   const size_t kv_shared = sizeof(float) * (2 * FK * ld + 2 * FR * D + 2 * FR * (FK + 1) + 2 * FR);
-  launch_with_shared(op, attention_backward_dkdv_f32_kernel<NJ>,
+  launch(op, attention_backward_dkdv_f32_kernel<NJ>,
                      dim3(static_cast<unsigned>((T + FK - 1) / FK), static_cast<unsigned>(Hkv), static_cast<unsigned>(B)),
                      dim3(FTHREADS), kv_shared, ctx, dk, dv, dout, q, k, v, lse, static_cast<const float*>(delta), Ti,
                      Hi, Hkvi, Di, qscale, scale);
   const size_t q_shared = sizeof(float) * (2 * FR * D + 2 * FK * ld);
-  launch_with_shared(op, attention_backward_dq_f32_kernel<NJ>,
+  launch(op, attention_backward_dq_f32_kernel<NJ>,
                      dim3(static_cast<unsigned>((T + FR - 1) / FR), static_cast<unsigned>(H), static_cast<unsigned>(B)),
                      dim3(FTHREADS), q_shared, ctx, dq, dout, q, k, v, out, lse, Ti, Hi, Hkvi, Di, qscale, scale);
 }
@@ -949,7 +934,7 @@ void cached_forward_f32(float* out, const float* q, const float* k, const float*
                         int64_t B, int64_t Tq, int64_t Tk, int64_t S, int64_t H, int64_t Hkv, int64_t D, float scale,
                         const CudaContext& ctx) {
   const size_t shared = sizeof(float) * (D + FK * odd_pitch(static_cast<int>(D)));
-  launch_with_shared("attention_cached_forward", attention_cached_forward_f32_kernel<NJ>,
+  launch("attention_cached_forward", attention_cached_forward_f32_kernel<NJ>,
                      dim3(static_cast<unsigned>(H), static_cast<unsigned>(Tq), static_cast<unsigned>(B)), dim3(32),
                      shared, ctx, out, q, k, v, key_begin, static_cast<int>(Tq), static_cast<int>(Tk),
                      static_cast<int>(S), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(D),
@@ -961,7 +946,7 @@ void forward_bf16(bf16* out, float* lse, const bf16* q, const bf16* k, const bf1
                   int64_t H, int64_t Hkv, float scale, const CudaContext& ctx) {
   using L = Bf16Tiles<D>;
   const size_t shared = 3 * L::TILE + L::OSTAGE + L::PTILE + BW * 16 * sizeof(float);
-  launch_with_shared("attention_forward_bf16", attention_forward_bf16_kernel<D>,
+  launch("attention_forward_bf16", attention_forward_bf16_kernel<D>,
                      dim3(static_cast<unsigned>((T + TB - 1) / TB), static_cast<unsigned>(H), static_cast<unsigned>(B)),
                      dim3(BTHREADS), shared, ctx, out, lse, q, k, v, static_cast<int>(T), static_cast<int>(H),
                      static_cast<int>(Hkv), log2_scale(scale));
@@ -980,11 +965,11 @@ void backward_bf16(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q
   launch_delta(op, delta, dout, out, B, T, H, static_cast<int64_t>(D), ctx);
   const unsigned tiles = static_cast<unsigned>((T + TB - 1) / TB);
   const size_t kv_shared = 4 * L::TILE + L::STAGE + 2 * L::PTILE + 2 * TB * sizeof(float);
-  launch_with_shared(op, attention_backward_dkdv_bf16_kernel<D>,
+  launch(op, attention_backward_dkdv_bf16_kernel<D>,
                      dim3(tiles, static_cast<unsigned>(Hkv), static_cast<unsigned>(B)), dim3(BTHREADS), kv_shared, ctx,
                      dk, dv, dout, q, k, v, lse, static_cast<const float*>(delta), Ti, Hi, Hkvi, qscale, scale);
   const size_t q_shared = 4 * L::TILE + L::STAGE + L::PTILE + BW * 32 * sizeof(float);
-  launch_with_shared(op, attention_backward_dq_bf16_kernel<D>,
+  launch(op, attention_backward_dq_bf16_kernel<D>,
                      dim3(tiles, static_cast<unsigned>(H), static_cast<unsigned>(B)), dim3(BTHREADS), q_shared, ctx, dq,
                      dout, q, k, v, out, lse, Ti, Hi, Hkvi, qscale, scale);
 }
