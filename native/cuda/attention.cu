@@ -172,24 +172,27 @@ __global__ void __launch_bounds__(FTHREADS) attention_forward_f32_kernel(
     __syncthreads();
     load_rows_f32(kv, ld, vrows + c0 * kvstride, kvstride, FK, kend - c0, D, 1.0f);
     __syncthreads();
+    float p[FROWS];
     GROWLM_UNROLL
     for (int r = 0; r < FROWS; ++r) {
       const float top = fmaxf(m[r], warp_max(s[r]));
-      const float p = s[r] == MASKED ? 0.0f : exp2f(s[r] - top);
+      p[r] = s[r] == MASKED ? 0.0f : exp2f(s[r] - top);
       const float alpha = exp2f(m[r] - top);
-      l[r] = l[r] * alpha + warp_sum(p);
+      l[r] = l[r] * alpha + warp_sum(p[r]);
       m[r] = top;
       GROWLM_UNROLL
       for (int j = 0; j < NJ; ++j) acc[r][j] *= alpha;
+    }
+    // acc += P·V, keys ascending; each V row is read once for all the warp's rows.
+    for (int cc = 0; cc < FK; ++cc) {
+      float vr[NJ];
       GROWLM_UNROLL
-      for (int cc = 0; cc < FK; ++cc) {
-        const float pc = __shfl_sync(FULL, p, cc);
-        const float* vr = kv + cc * ld;
+      for (int j = 0; j < NJ; ++j) vr[j] = lane + 32 * j < D ? kv[cc * ld + lane + 32 * j] : 0.0f;
+      GROWLM_UNROLL
+      for (int r = 0; r < FROWS; ++r) {
+        const float pc = __shfl_sync(FULL, p[r], cc);
         GROWLM_UNROLL
-        for (int j = 0; j < NJ; ++j) {
-          const int d = lane + 32 * j;
-          if (d < D) acc[r][j] += pc * vr[d];
-        }
+        for (int j = 0; j < NJ; ++j) acc[r][j] += pc * vr[j];
       }
     }
   }
@@ -263,20 +266,23 @@ __global__ void __launch_bounds__(FTHREADS) attention_backward_dq_f32_kernel(
       }
     }
     const int c = c0 + lane;
+    float ds[FROWS];
     GROWLM_UNROLL
     for (int r = 0; r < FROWS; ++r) {
       const int t = t0 + warp * FROWS + r;
       const float p = c <= t && c < kend ? exp2f(s[r] * qscale - lse2[r]) : 0.0f;
-      const float ds = p * (dp[r] - delta[r]);
+      ds[r] = p * (dp[r] - delta[r]);
+    }
+    // acc += dS·K, keys ascending; each K row is read once for all the warp's rows.
+    for (int cc = 0; cc < FK; ++cc) {
+      float kr2[NJ];
       GROWLM_UNROLL
-      for (int cc = 0; cc < FK; ++cc) {
-        const float dsc = __shfl_sync(FULL, ds, cc);
-        const float* krow = ks + cc * ld;
+      for (int j = 0; j < NJ; ++j) kr2[j] = lane + 32 * j < D ? ks[cc * ld + lane + 32 * j] : 0.0f;
+      GROWLM_UNROLL
+      for (int r = 0; r < FROWS; ++r) {
+        const float dsc = __shfl_sync(FULL, ds[r], cc);
         GROWLM_UNROLL
-        for (int j = 0; j < NJ; ++j) {
-          const int d = lane + 32 * j;
-          if (d < D) acc[r][j] += dsc * krow[d];
-        }
+        for (int j = 0; j < NJ; ++j) acc[r][j] += dsc * kr2[j];
       }
     }
   }
@@ -363,18 +369,23 @@ __global__ void __launch_bounds__(FTHREADS) attention_backward_dkdv_f32_kernel(
         dss[rr * (FK + 1) + lane] = p * (dp[r] - deltas[rr]);
       }
       __syncthreads();
-      GROWLM_UNROLL
-      for (int kk = 0; kk < FKW; ++kk) {
-        const int key = warp * FKW + kk;
-        for (int r = 0; r < FR; ++r) {
+      // Query rows ascending; each row of dO and Q is read once for the warp's 8 keys.
+      for (int r = 0; r < FR; ++r) {
+        float dor[NJ], qr2[NJ];
+        GROWLM_UNROLL
+        for (int j = 0; j < NJ; ++j) {
+          const int d = lane + 32 * j;
+          dor[j] = d < D ? dos[r * D + d] : 0.0f;
+          qr2[j] = d < D ? qs[r * D + d] : 0.0f;
+        }
+        GROWLM_UNROLL
+        for (int kk = 0; kk < FKW; ++kk) {
+          const int key = warp * FKW + kk;
           const float pr = ps[r * (FK + 1) + key], dsr = dss[r * (FK + 1) + key];
           GROWLM_UNROLL
           for (int j = 0; j < NJ; ++j) {
-            const int d = lane + 32 * j;
-            if (d < D) {
-              dva[kk][j] += pr * dos[r * D + d];
-              dka[kk][j] += dsr * qs[r * D + d];
-            }
+            dva[kk][j] += pr * dor[j];
+            dka[kk][j] += dsr * qr2[j];
           }
         }
       }
