@@ -89,6 +89,10 @@ constexpr int64_t PACK_GRAIN = 4;
 // Columns of C per task when tasks split N (small M): about 256, 8 or more tasks at
 // N >= 2048.
 constexpr int64_t TASK_COLUMNS = 256;
+// The few-row path's tasks: about 128 columns (for K = 512, 256 KiB of fp32 B), so even
+// N = 512 makes 4 tasks and a thread that the OS slows down hands part of its share over;
+// a product there is a few tens of microseconds, so one late thread is felt.
+constexpr int64_t SMALL_M_TASK_COLUMNS = 128;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -599,15 +603,15 @@ bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
   return !trans_a && trans_b && M >= 1 && M <= SMALL_M && N >= 1 && K >= 1 && alpha != 0.0f;
 }
 
-// Tasks are chunks of tiles of `width` columns (about TASK_COLUMNS columns, a multiple of the
-// thread count where there are enough tiles); each walks its tiles and, per tile, the K
-// slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice [pc, pc + kc).
+// Tasks are chunks of tiles of `width` columns (about SMALL_M_TASK_COLUMNS columns, a
+// multiple of the thread count where there are enough tiles); each walks its tiles and, per
+// tile, the K slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice [pc, pc + kc).
 template <class S, class Tile>
 void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* B, int64_t ldb,
                   float beta, float* C, const Context& ctx, Tile tile) {
   const int64_t threads = ctx.pool->size();
   const int64_t tiles = ceil_div(N, width);
-  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, std::max<int64_t>(1, TASK_COLUMNS / width)), threads));
+  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, std::max<int64_t>(1, SMALL_M_TASK_COLUMNS / width)), threads));
   ctx.pool->run(chunks, [&](int64_t task, int) {
     const int64_t t0 = task * tiles / chunks, t1 = (task + 1) * tiles / chunks;
     for (int64_t t = t0; t < t1; ++t) {
