@@ -275,11 +275,11 @@ void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __r
 // J accumulators, each R rows of one column, fed by J rows of B read front to back. `at`
 // is A transposed and zero-padded to R rows, at[k·R + m]. Columns past `cols` repeat the
 // last one (never stored), so every load stays inside B. Each row is prefetched at the same
-// k on the row J further, which the next tile reads (past the end of B it is a no-op
-// prefetch, which cannot fault): the hardware prefetcher alone, facing
-// J interleaved streams, left the product at about 14 GB/s against 25 of plain reading on
-// Zen 4 with 2 threads (19 with this). Per element of C the operations are small_m_tile's:
-// one FMA per k ascending, then alpha·acc (and beta·C fused).
+// k on the row J further, which the next tile reads (past the end of B a prefetch is a
+// no-op, it cannot fault): with the hardware prefetcher alone, facing J interleaved
+// streams, the 8192 x 512 LM head ran at about 14 GB/s against about 25 of plain reading
+// on Zen 4 with 2 threads, 17-19 with this. Per element of C the operations are
+// small_m_tile's: one FMA per k ascending, then alpha·acc (and beta·C fused).
 constexpr int ROWS_TILE = 16;  // J: 16 accumulators + A's column + spare registers
 
 // R-lane vectors (GCC ignores vector_size on a type that depends on a template parameter).
@@ -605,7 +605,8 @@ bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
 
 // Tasks are chunks of tiles of `width` columns (about SMALL_M_TASK_COLUMNS columns, a
 // multiple of the thread count where there are enough tiles); each walks its tiles and, per
-// tile, the K slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice [pc, pc + kc).
+// tile, the K slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice
+// [pc, pc + kc).
 template <class S, class Tile>
 void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* B, int64_t ldb,
                   float beta, float* C, const Context& ctx, Tile tile) {
