@@ -231,7 +231,7 @@ Napi::Value NcclGroupEnd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ncclWait(comm, timeoutSeconds): blocks until the device's stream has run every queued
+// ncclWait(comm, timeoutSeconds): blocks until the communicator's stream has run every queued
 // collective; on an NCCL error or the timeout aborts the communicator and throws.
 Napi::Value NcclWait(const Napi::CallbackInfo& info) {
   Args args(info, "ncclWait", 2);

@@ -73,7 +73,39 @@ void nccl_check(const char* call, ncclResult_t result) {
                   std::to_string(static_cast<int>(result)) + "; NCCL_DEBUG=WARN says more)");
 }
 
-ncclComm_t as_comm(void* comm) { return static_cast<ncclComm_t>(comm); }
+// A communicator with a stream of its own, so collectives overlap the compute stream's work
+// (DDP's gradient buckets are all-reduced while the backward computes earlier layers): a
+// collective first makes the comm stream wait for the compute stream's work queued so far
+// (the data it reduces is final there), then runs on the comm stream; nccl_wait waits for the
+// comm stream from the host, after which later compute work sees the result.
+struct NcclHandle {
+  ncclComm_t comm = nullptr;
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t ready = nullptr;  // recorded on the compute stream before each collective
+};
+
+NcclHandle* as_handle(void* comm) { return static_cast<NcclHandle*>(comm); }
+ncclComm_t as_comm(void* comm) { return as_handle(comm)->comm; }
+
+void release_handle(NcclHandle* h) {
+  cudaSetDevice(h->device);
+  if (h->ready) cudaEventDestroy(h->ready);
+  if (h->stream) cudaStreamDestroy(h->stream);
+  delete h;
+}
+
+// Queues the comm stream behind the work queued so far on ctx's stream; returns the comm stream.
+cudaStream_t comm_stream_after(void* comm, const CudaContext& ctx, const char* op) {
+  NcclHandle* h = as_handle(comm);
+  if (h->device != ctx.device) {
+    throw CudaError(std::string(op) + ": the communicator is on cuda:" + std::to_string(h->device) + " but the buffer on cuda:" +
+                    std::to_string(ctx.device));
+  }
+  GROWLM_CUDA_CHECK(op, cudaEventRecord(h->ready, cuda_stream(ctx)));
+  GROWLM_CUDA_CHECK(op, cudaStreamWaitEvent(h->stream, h->ready, 0));
+  return h->stream;
+}
 
 ncclDataType_t nccl_type(NcclType type) {
   switch (type) {
@@ -102,24 +134,41 @@ void* nccl_comm_init(const uint8_t* id, int nranks, int rank, int device) {
   GROWLM_CUDA_CHECK("ncclCommInitRank", cudaSetDevice(device));
   ncclUniqueId unique;
   std::memcpy(unique.internal, id, NCCL_ID_BYTES);
-  ncclComm_t comm = nullptr;
-  nccl_check("ncclCommInitRank", api.comm_init_rank(&comm, nranks, unique, rank));
-  return comm;
+  auto* h = new NcclHandle();
+  h->device = device;
+  try {
+    GROWLM_CUDA_CHECK("ncclCommInitRank", cudaStreamCreateWithFlags(&h->stream, cudaStreamNonBlocking));
+    GROWLM_CUDA_CHECK("ncclCommInitRank", cudaEventCreateWithFlags(&h->ready, cudaEventDisableTiming));
+    nccl_check("ncclCommInitRank", api.comm_init_rank(&h->comm, nranks, unique, rank));
+  } catch (...) {
+    release_handle(h);
+    throw;
+  }
+  return h;
 }
 
-void nccl_comm_destroy(void* comm) { nccl_check("ncclCommDestroy", nccl_library().comm_destroy(as_comm(comm))); }
+void nccl_comm_destroy(void* comm) {
+  const ncclResult_t r = nccl_library().comm_destroy(as_comm(comm));
+  release_handle(as_handle(comm));
+  nccl_check("ncclCommDestroy", r);
+}
 
-void nccl_comm_abort(void* comm) { nccl_check("ncclCommAbort", nccl_library().comm_abort(as_comm(comm))); }
+void nccl_comm_abort(void* comm) {
+  const ncclResult_t r = nccl_library().comm_abort(as_comm(comm));
+  release_handle(as_handle(comm));
+  nccl_check("ncclCommAbort", r);
+}
 
 void nccl_all_reduce(void* comm, void* data, int64_t count, NcclType type, NcclReduce op, const CudaContext& ctx) {
+  cudaStream_t stream = comm_stream_after(comm, ctx, "ncclAllReduce");
   nccl_check("ncclAllReduce", nccl_library().all_reduce(data, data, static_cast<size_t>(count), nccl_type(type),
-                                                        op == NcclReduce::avg ? ncclAvg : ncclSum, as_comm(comm),
-                                                        ctx.stream));
+                                                        op == NcclReduce::avg ? ncclAvg : ncclSum, as_comm(comm), stream));
 }
 
 void nccl_broadcast(void* comm, void* data, int64_t count, NcclType type, int root, const CudaContext& ctx) {
+  cudaStream_t stream = comm_stream_after(comm, ctx, "ncclBroadcast");
   nccl_check("ncclBroadcast", nccl_library().broadcast(data, data, static_cast<size_t>(count), nccl_type(type), root,
-                                                       as_comm(comm), ctx.stream));
+                                                       as_comm(comm), stream));
 }
 
 void nccl_group_start() { nccl_check("ncclGroupStart", nccl_library().group_start()); }
@@ -134,7 +183,7 @@ void nccl_wait(void* comm, const CudaContext& ctx, double timeout_ms, const char
   // and only NCCL's asynchronous error (or the timeout) says so.
   auto pause = std::chrono::microseconds(20);
   for (;;) {
-    const cudaError_t e = cudaStreamQuery(cuda_stream(ctx));
+    const cudaError_t e = cudaStreamQuery(as_handle(comm)->stream);
     if (e == cudaSuccess) return;
     if (e != cudaErrorNotReady) GROWLM_CUDA_CHECK(what, e);
     ncclResult_t async = ncclSuccess;

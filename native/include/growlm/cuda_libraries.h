@@ -43,15 +43,17 @@ void* nccl_comm_init(const uint8_t* id, int nranks, int rank, int device);
 void nccl_comm_destroy(void* comm);
 /// Frees it at once, abandoning queued collectives (ncclCommAbort): after a failure.
 void nccl_comm_abort(void* comm);
-/// In-place all-reduce of `count` elements at `data` (a device pointer), on ctx's stream.
+/// In-place all-reduce of `count` elements at `data` (a device pointer) on the communicator's
+/// own stream, after the work queued so far on ctx's stream: it overlaps the compute queued
+/// after it (which must not touch `data` until nccl_wait returns).
 void nccl_all_reduce(void* comm, void* data, int64_t count, NcclType type, NcclReduce op, const CudaContext& ctx);
-/// In-place broadcast from rank `root`, on ctx's stream.
+/// In-place broadcast from rank `root`, queued as nccl_all_reduce is.
 void nccl_broadcast(void* comm, void* data, int64_t count, NcclType type, int root, const CudaContext& ctx);
 /// ncclGroupStart / ncclGroupEnd: the collectives between them start as one.
 void nccl_group_start();
 void nccl_group_end();
-/// Waits until ctx's stream has run everything queued so far (the collectives included),
-/// checking comm for asynchronous errors. Throws CudaError naming `what` on such an error or
+/// Waits until the communicator's stream has run every collective queued so far, checking
+/// comm for asynchronous errors; work queued on ctx's stream after it sees their results. Throws CudaError naming `what` on such an error or
 /// when `timeout_ms` passes; the communicator is then unusable and the caller aborts it.
 void nccl_wait(void* comm, const CudaContext& ctx, double timeout_ms, const char* what);
 
