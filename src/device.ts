@@ -36,12 +36,14 @@ export interface HostBuffers {
   bf16: Uint16Array;
   i32: Int32Array;
   u8: Uint8Array;
+  i64: BigInt64Array;
 }
 export interface DeviceBuffers {
   f32: DeviceBuffer;
   bf16: DeviceBuffer;
   i32: DeviceBuffer;
   u8: DeviceBuffer;
+  i64: DeviceBuffer;
 }
 export type Buffers = HostBuffers | DeviceBuffers;
 

@@ -53,7 +53,17 @@ export interface CoreBinding {
  * binding.cuda: the CUDA backend's functions, each op under its CPU twin's name and argument
  * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
  */
-export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward">;
+export type CudaBinding = CudaCoreBinding &
+  Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
+  Pick<ElementwiseBinding<DeviceBuffers>, "add" | "copy" | "scale" | "f32ToBf16" | "bf16ToF32"> &
+  GemmBinding<DeviceBuffers> &
+  AttentionBinding<DeviceBuffers> &
+  RopeBinding<DeviceBuffers> &
+  SwigluBinding<DeviceBuffers> &
+  EmbeddingBinding<DeviceBuffers> &
+  XentBinding<DeviceBuffers> &
+  AdamwBinding<DeviceBuffers> &
+  Omit<RngBinding<DeviceBuffers>, "philox4x32">;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &

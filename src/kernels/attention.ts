@@ -14,17 +14,18 @@
  * key/value cache `[B, S, Hkv, D]` whose first Tk slots are filled, each row attending only
  * to its slots from `keyBegin[b]` (left padding below it) up to the query's own.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, formatShape, integer, output } from "./check.js";
 
-export interface AttentionBinding {
+export interface AttentionBinding<B extends Buffers = HostBuffers> {
   attentionForward(
-    out: Float32Array,
-    lse: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
+    out: B["f32"],
+    lse: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
     B: number,
     T: number,
     H: number,
@@ -33,15 +34,15 @@ export interface AttentionBinding {
     scale: number,
   ): void;
   attentionBackward(
-    dq: Float32Array,
-    dk: Float32Array,
-    dv: Float32Array,
-    dout: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    out: Float32Array,
-    lse: Float32Array,
+    dq: B["f32"],
+    dk: B["f32"],
+    dv: B["f32"],
+    dout: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
+    out: B["f32"],
+    lse: B["f32"],
     B: number,
     T: number,
     H: number,
@@ -50,11 +51,11 @@ export interface AttentionBinding {
     scale: number,
   ): void;
   attentionCachedForward(
-    out: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    keyBegin: Int32Array,
+    out: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
+    keyBegin: B["i32"],
     B: number,
     Tq: number,
     Tk: number,

@@ -8,12 +8,13 @@
  *   input grad   dx[BT, C]  = dy[BT, OC] · W[OC, C]       matmul(dy, W)
  *   weight grad  dW[OC, C] += dy[BT, OC]ᵀ · x[BT, C]      matmul(dy, x, { transA: true, beta: 1, out: dW })
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, finite, formatShape, output } from "./check.js";
 
 /** The native GEMMs (row-major, BLAS-style leading dimensions; see growlm/gemm.h). */
-export interface GemmBinding {
+export interface GemmBinding<B extends Buffers = HostBuffers> {
   /** C = alpha * op(A)·op(B) + beta * C in fp32; beta = 0 does not read C. */
   sgemm(
     transA: boolean,
@@ -22,12 +23,12 @@ export interface GemmBinding {
     N: number,
     K: number,
     alpha: number,
-    A: Float32Array,
+    A: B["f32"],
     lda: number,
-    B: Float32Array,
+    B: B["f32"],
     ldb: number,
     beta: number,
-    C: Float32Array,
+    C: B["f32"],
     ldc: number,
   ): void;
   /** The same with bf16 A and B (raw bit patterns) and fp32 C. */
@@ -38,12 +39,12 @@ export interface GemmBinding {
     N: number,
     K: number,
     alpha: number,
-    A: Uint16Array,
+    A: B["bf16"],
     lda: number,
-    B: Uint16Array,
+    B: B["bf16"],
     ldb: number,
     beta: number,
-    C: Float32Array,
+    C: B["f32"],
     ldc: number,
   ): void;
 }
