@@ -15,8 +15,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const AddonState& s = state(env);
   const CpuFeatures& f = cpu_features();
   Napi::Object out = Napi::Object::New(env);
-  Napi::Array backends = Napi::Array::New(env, 1);
-  backends.Set(0u, Napi::String::New(env, "cpu"));
+  // Compiled backends: the CPU kernels, the CUDA backend when nvcc built it, and the CUDA
+  // backend's emulated twin, which is always there (native/cuda/emu/).
+  Napi::Array backends = Napi::Array::New(env);
+  backends.Set(backends.Length(), Napi::String::New(env, "cpu"));
+#ifdef GROWLM_HAVE_CUDA
+  backends.Set(backends.Length(), Napi::String::New(env, "cuda"));
+#endif
+  backends.Set(backends.Length(), Napi::String::New(env, "cuda-emulated"));
   out.Set("backends", backends);
   out.Set("isa", Napi::String::New(env, isa_name(s.ctx.isa)));
   out.Set("bestIsa", Napi::String::New(env, isa_name(best_isa())));

@@ -49,6 +49,8 @@ class CudaContexts {
 
   /// The environment's DeviceBuffer class (set by bindings/cuda.cc).
   Napi::FunctionReference device_buffer_class;
+  /// The environment's NcclComm class (set by bindings/nccl.cc).
+  Napi::FunctionReference nccl_comm_class;
 
  private:
   bool emulated_;

@@ -18,12 +18,13 @@ import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
 import type { EmbeddingBinding } from "./kernels/embedding.js";
 import type { EwcBinding } from "./kernels/ewc.js";
-import type { GemmBinding } from "./kernels/gemm.js";
+import type { GemmBinding, GemmCudaBinding } from "./kernels/gemm.js";
 import type { NormBinding } from "./kernels/norm.js";
 import type { RngBinding } from "./kernels/rng.js";
 import type { RopeBinding } from "./kernels/rope.js";
 import type { SwigluBinding } from "./kernels/swiglu.js";
 import type { XentBinding } from "./kernels/xent.js";
+import type { NcclBinding } from "./train/comm-nccl.js";
 
 /** Code paths the CPU kernels are compiled for, slowest to fastest. */
 export type Isa = "portable" | "avx2" | "avx512";
@@ -56,11 +57,13 @@ export interface CoreBinding {
 export type CudaBinding = CudaCoreBinding &
   Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
   Pick<ElementwiseBinding<DeviceBuffers>, "add" | "copy" | "scale" | "f32ToBf16" | "bf16ToF32"> &
-  GemmBinding<DeviceBuffers> &
-  AttentionBinding<DeviceBuffers> &
   RopeBinding<DeviceBuffers> &
   SwigluBinding<DeviceBuffers> &
   EmbeddingBinding<DeviceBuffers> &
+  GemmBinding<DeviceBuffers> &
+  GemmCudaBinding &
+  NcclBinding &
+  AttentionBinding<DeviceBuffers> &
   XentBinding<DeviceBuffers> &
   AdamwBinding<DeviceBuffers> &
   Omit<RngBinding<DeviceBuffers>, "philox4x32">;

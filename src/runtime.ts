@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { type CudaInfo, cudaInfo } from "./device.js";
 import { binding, type Isa } from "./native.js";
 import { integer } from "./kernels/check.js";
 
@@ -13,8 +14,13 @@ export type { Isa };
 export interface RuntimeInfo {
   /** growlm's package version. */
   version: string;
-  /** Backends compiled into the addon ("cpu"; "cuda" once built with nvcc). */
+  /**
+   * Backends compiled into the addon: "cpu"; "cuda" when built with nvcc; "cuda-emulated", the
+   * CUDA backend's code run by the CPU emulator (always built; used with GROWLM_CUDA_EMULATE=1).
+   */
   backends: string[];
+  /** The CUDA devices this process can use (with the emulator: one emulated device). */
+  cuda: CudaInfo;
   /** CPU code path in use, the best one this CPU supports, and all it can run. */
   isa: Isa;
   bestIsa: Isa;
@@ -39,6 +45,7 @@ export function runtimeInfo(): RuntimeInfo {
   return {
     version: packageVersion(),
     ...native,
+    cuda: cudaInfo(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
   };

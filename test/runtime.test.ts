@@ -44,9 +44,27 @@ describe("runtime", () => {
       encoding: "utf8",
       env: { ...process.env, GROWLM_NUM_THREADS: "1", GROWLM_ISA: "portable" },
     });
-    const parsed = JSON.parse(out) as { threads: number; isa: string; backends: string[] };
+    const parsed = JSON.parse(out) as { threads: number; isa: string; backends: string[]; cuda: { devices: unknown[] } };
     expect(parsed.threads).toBe(1);
     expect(parsed.isa).toBe("portable");
     expect(parsed.backends).toContain("cpu");
+    expect(parsed.backends).toContain("cuda-emulated");
+    expect(Array.isArray(parsed.cuda.devices)).toBe(true);
+  });
+
+  it("growlm info --json lists the emulated CUDA device under GROWLM_CUDA_EMULATE=1, and none without a GPU otherwise", () => {
+    const run = (emulate: string): { cuda: { emulated: boolean; devices: { name: string }[]; unavailableReason: string } } =>
+      JSON.parse(
+        execFileSync(process.execPath, ["--import", "tsx", "src/cli/index.ts", "info", "--json"], {
+          encoding: "utf8",
+          env: { ...process.env, GROWLM_CUDA_EMULATE: emulate },
+        }),
+      );
+    const emulated = run("1").cuda;
+    expect(emulated.emulated).toBe(true);
+    expect(emulated.devices.map((d) => d.name)).toEqual(["growlm CUDA emulator (CPU)"]);
+    const real = run("0").cuda;
+    expect(real.emulated).toBe(false);
+    if (real.devices.length === 0) expect(real.unavailableReason).not.toBe("");
   });
 });

@@ -1,4 +1,4 @@
-/** growlm info: version, compiled backends, CPU code path and threads. */
+/** growlm info: version, compiled backends, usable devices, CPU code path and threads. */
 import { parseArgs } from "node:util";
 
 import { runtimeInfo } from "../runtime.js";
@@ -6,7 +6,7 @@ import type { Command } from "./command.js";
 
 export const info: Command = {
   name: "info",
-  summary: "print the version, compiled backends, CPU code path and thread count",
+  summary: "print the version, compiled backends, usable CUDA devices, CPU code path and thread count",
   usage: "growlm info [--json]",
   run(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: "boolean", default: false } } });
@@ -23,5 +23,7 @@ export const info: Command = {
     console.log(`cpu path:     ${r.isa}${r.bf16Dot ? " + avx512bf16 dot products" : ""} (best ${r.bestIsa}; available ${r.availableIsas.join(", ")})`);
     console.log(`cpu features: ${features.join(" ") || "none beyond the baseline"}`);
     console.log(`threads:      ${r.threads}`);
+    const devices = r.cuda.devices.map((d) => `cuda:${d.index} ${d.name} (sm ${d.computeCapability}, ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB)`);
+    console.log(`cuda devices: ${devices.join("; ") || `none (${r.cuda.unavailableReason})`}${r.cuda.emulated ? " [emulated: GROWLM_CUDA_EMULATE=1]" : ""}`);
   },
 };

@@ -8,6 +8,10 @@ import { binding } from "../native.js";
 import type { DType, DTypeArray, Tensor } from "../tensor.js";
 import { dimNames, expectShape, finite, output } from "./check.js";
 
+/**
+ * The binding's elementwise ops: typed arrays on the CPU, DeviceBuffers under binding.cuda
+ * (which has all but expF32 and exp2F32).
+ */
 export interface ElementwiseBinding<B extends Buffers = HostBuffers> {
   add(out: B["f32"], a: B["f32"], b: B["f32"], n: number): void;
   copy(dst: B["f32"], src: B["f32"], n: number): void;

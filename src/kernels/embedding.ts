@@ -7,6 +7,11 @@ import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, formatShape, output } from "./check.js";
 
+/**
+ * The binding's embedding ops: typed arrays on the CPU, DeviceBuffers under binding.cuda.
+ * Device ids cannot be range-checked by the binding: there the forward fills the row of an
+ * id outside [0, V) with NaN and the backward skips its token.
+ */
 export interface EmbeddingBinding<B extends Buffers = HostBuffers> {
   embeddingForward(out: B["f32"], ids: B["i32"], table: B["f32"], N: number, V: number, C: number): void;
   embeddingBackward(dtable: B["f32"], dout: B["f32"], ids: B["i32"], N: number, V: number, C: number): void;

@@ -8,6 +8,11 @@ import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite, output } from "./check.js";
 
+/**
+ * The binding's RoPE ops: typed arrays on the CPU, DeviceBuffers under binding.cuda (where
+ * positions are not range-checked: on a device they index nothing, so a negative one only
+ * rotates the other way).
+ */
 export interface RopeBinding<B extends Buffers = HostBuffers> {
   ropeForward(out: B["f32"], inp: B["f32"], positions: B["i32"], B: number, T: number, H: number, D: number, theta: number): void;
   ropeBackward(dinp: B["f32"], dout: B["f32"], positions: B["i32"], B: number, T: number, H: number, D: number, theta: number): void;

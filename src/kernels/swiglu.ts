@@ -8,6 +8,7 @@ import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimNames, expectShape, output } from "./check.js";
 
+/** The binding's SwiGLU ops: typed arrays on the CPU, DeviceBuffers under binding.cuda. */
 export interface SwigluBinding<B extends Buffers = HostBuffers> {
   swigluForward(out: B["f32"], gate: B["f32"], up: B["f32"], n: number): void;
   swigluBackward(dgate: B["f32"], dup: B["f32"], dout: B["f32"], gate: B["f32"], up: B["f32"], n: number): void;

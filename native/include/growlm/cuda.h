@@ -16,6 +16,7 @@
 #include <string>
 
 #include "growlm/adamw.h"
+#include "growlm/gemm.h"
 
 namespace growlm {
 
