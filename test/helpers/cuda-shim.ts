@@ -47,11 +47,11 @@ function isDeviceBuffer(x: unknown): x is DeviceBuffer {
   return typeof x === "object" && x !== null && "freed" in x && "view" in x;
 }
 
-/** Replaces binding.cuda's model ops with CPU round trips (see the module comment). */
-export function installCpuShim(): void {
+/** Replaces binding.cuda's model ops `names` (default all) with CPU round trips (see the module comment). */
+export function installCpuShim(names: readonly (typeof MODEL_OPS)[number][] = MODEL_OPS): void {
   const cuda = binding.cuda as unknown as Record<string, unknown>;
   const cpu = binding as unknown as Record<string, (...args: unknown[]) => unknown>;
-  for (const name of MODEL_OPS) {
+  for (const name of names) {
     const kinds = SIGNATURES[name];
     cuda[name] = (...args: unknown[]): unknown => {
       // The same DeviceBuffer object twice (an in-place op) is one host array, as on the CPU.
