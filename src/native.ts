@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 
 import type { CudaCoreBinding, DeviceBuffers } from "./device.js";
 import type { AdamwBinding } from "./kernels/adamw.js";
-import type { AttentionBinding } from "./kernels/attention.js";
+import type { AttentionBf16Binding, AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
 import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
@@ -63,10 +63,11 @@ export type CudaBinding = CudaCoreBinding &
   GemmBinding<DeviceBuffers> &
   GemmCudaBinding &
   NcclBinding &
-  AttentionBinding<DeviceBuffers> &
   XentBinding<DeviceBuffers> &
   AdamwBinding<DeviceBuffers> &
-  Omit<RngBinding<DeviceBuffers>, "philox4x32">;
+  Omit<RngBinding<DeviceBuffers>, "philox4x32"> &
+  AttentionBinding<DeviceBuffers> &
+  AttentionBf16Binding;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &

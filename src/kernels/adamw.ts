@@ -8,6 +8,10 @@ import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimNames, expectShape, finite, integer } from "./check.js";
 
+/**
+ * On a device (B = DeviceBuffers) segBegin and segDecay are device buffers too, which the
+ * binding cannot read: callers pass segment starts that begin at 0, never decrease and end at n.
+ */
 export interface AdamwBinding<B extends Buffers = HostBuffers> {
   adamwStep(
     params: B["f32"],

@@ -13,8 +13,12 @@
  * `attentionCachedForward` is the inference form: Tq new queries per row against a
  * key/value cache `[B, S, Hkv, D]` whose first Tk slots are filled, each row attending only
  * to its slots from `keyBegin[b]` (left padding below it) up to the query's own.
+ *
+ * On CUDA (binding.cuda, native/cuda/attention.cu) the same three ops take DeviceBuffers,
+ * with D <= 256; keyBegin is then device memory, which the kernel clamps to [0, Tk] instead of
+ * checking. The bf16 flash variants (tensor cores) exist only there.
  */
-import type { Buffers, HostBuffers } from "../device.js";
+import type { Buffers, DeviceBuffer, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, formatShape, integer, output } from "./check.js";
@@ -60,6 +64,45 @@ export interface AttentionBinding<B extends Buffers = HostBuffers> {
     Tq: number,
     Tk: number,
     S: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+}
+
+/**
+ * The bf16 flash attention of the CUDA backend (tensor cores): the same semantics as
+ * attentionForward / attentionBackward with bf16 tensors (uint16 bits) `[B, T, H, D]` /
+ * `[B, T, Hkv, D]` and fp32 lse `[B, H, T]`; products accumulate in fp32. D must be 64 or 128
+ * and every bf16 buffer 16-byte aligned. Deterministic (no atomics).
+ */
+export interface AttentionBf16Binding {
+  attentionForwardBf16(
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionBackwardBf16(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    B: number,
+    T: number,
     H: number,
     Hkv: number,
     D: number,

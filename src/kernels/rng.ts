@@ -11,10 +11,11 @@ import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, finite, formatShape } from "./check.js";
 
+/** The fills on a device (B = DeviceBuffers) give the CPU's portable path bit for bit. */
 export interface RngBinding<B extends Buffers = HostBuffers> {
   rngUniform(out: B["f32"], n: number, seed: bigint | number, offset: bigint | number, low: number, high: number): void;
   rngNormal(out: B["f32"], n: number, seed: bigint | number, offset: bigint | number, mean: number, std: number): void;
-  /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests. */
+  /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests (CPU only). */
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
   rngDropout(out: B["f32"], inp: B["f32"], rows: number, C: number, p: number, seed: bigint | number, rowOffsets: B["i64"]): void;
 }

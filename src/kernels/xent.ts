@@ -8,6 +8,11 @@ import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite, integer, output } from "./check.js";
 
+/**
+ * On a device (B = DeviceBuffers) the forward range-checks the targets in its kernel and
+ * throws after the pass; the backward does not check them (an out-of-range target loses only
+ * its one-hot).
+ */
 export interface XentBinding<B extends Buffers = HostBuffers> {
   crossEntropyForward(
     losses: B["f32"] | null,

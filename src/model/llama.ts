@@ -269,6 +269,14 @@ class Workspace extends NativeBuffers {
 }
 
 /**
+ * Token rows up to which forwardCached fuses the products sharing an input (q, k, v; gate,
+ * up) into one over their adjacent weights: the native few-row product's limit, where a
+ * product streams its weights once and costs one pool job, so fusing saves two jobs and
+ * two passes over the input per layer and the copies out of the fused rows are tiny.
+ */
+const FUSED_ROWS = 8;
+
+/**
  * Buffers of forwardCached for up to `capacity` new tokens (rows × new tokens per row), grown
  * on demand and reused across calls (a prefill, then single-token steps).
  */
@@ -279,6 +287,8 @@ class DecodeWorkspace extends NativeBuffers {
   readonly positions: Int32Array;
   /** Device scratch for the uploaded ids, positions and key begins (unused on the CPU). */
   readonly idsIn: I32; readonly positionsIn: I32; readonly keyBeginIn: I32;
+  /** [FUSED_ROWS, C + 2·kvC] and [FUSED_ROWS, 2·I]: the fused products of a decoding step. */
+  readonly qkv: F32; readonly gateUp: F32;
 
   constructor(backend: ModelBackend<Buffers>, readonly capacity: number, config: LlamaConfig, bf16: boolean) {
     super(backend);
@@ -307,6 +317,8 @@ class DecodeWorkspace extends NativeBuffers {
     this.idsIn = this.alloc(onDevice ? N : 1, "i32");
     this.positionsIn = this.alloc(onDevice ? N : 1, "i32");
     this.keyBeginIn = this.alloc(onDevice ? N : 1, "i32");
+    this.qkv = f(FUSED_ROWS * (C + 2 * kvC));
+    this.gateUp = f(FUSED_ROWS * 2 * I);
   }
 
 }
@@ -801,13 +813,27 @@ export class LlamaModel {
     const actb = ws.actb && sub(ws.actb, N * I, "bf16");
     const span = cache.capacity * kvC;
     const ops = this.#ops;
+    // The fused products serve the CPU's few-row GEMM; on a device each row copy would be a transfer of its own.
+    const fuse = N <= FUSED_ROWS && this.device === "cpu";
     ops.embeddingForward(x, idData, this.#p("model.embed_tokens.weight"), N, V, C);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       this.#normForward(2 * l, h, rstd, x, layerParamName(l, "input_layernorm"), N, T);
       const h1 = this.#operand(h, hb, N * C);
-      this.#gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
-      this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
-      this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+      const qkvWeight = fuse ? this.#adjacentWeights(l, ["q_proj", "k_proj", "v_proj"]) : null;
+      if (qkvWeight) {
+        // Each element gets the same operations as in three products: same bits.
+        const W = C + 2 * kvC;
+        this.#gemm(false, true, N, W, C, h1, qkvWeight, 0, ws.qkv);
+        for (let r = 0; r < N; r++) {
+          backend.copy(backend.view(q, r * C, C, "f32"), backend.view(ws.qkv, r * W, C, "f32"));
+          backend.copy(backend.view(k, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C, kvC, "f32"));
+          backend.copy(backend.view(v, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C + kvC, kvC, "f32"));
+        }
+      } else {
+        this.#gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
+        this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
+        this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+      }
       ops.ropeForward(q, q, positions, B, T, H, D, cfg.rope_theta);
       ops.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
       const keys = cache.keyBuffer(l);
@@ -823,8 +849,17 @@ export class LlamaModel {
       ops.add(mid, mid, x, N * C);
       this.#normForward(2 * l + 1, h, rstd, mid, layerParamName(l, "post_attention_layernorm"), N, T);
       const h2 = this.#operand(h, hb, N * C);
-      this.#gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
-      this.#gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+      const gateUpWeight = fuse ? this.#adjacentWeights(l, ["gate_proj", "up_proj"]) : null;
+      if (gateUpWeight) {
+        this.#gemm(false, true, N, 2 * I, C, h2, gateUpWeight, 0, ws.gateUp);
+        for (let r = 0; r < N; r++) {
+          backend.copy(backend.view(gate, r * I, I, "f32"), backend.view(ws.gateUp, 2 * r * I, I, "f32"));
+          backend.copy(backend.view(up, r * I, I, "f32"), backend.view(ws.gateUp, (2 * r + 1) * I, I, "f32"));
+        }
+      } else {
+        this.#gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
+        this.#gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+      }
       ops.swigluForward(act, gate, up, N * I);
       this.#gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
       if (dropout) this.#dropout(x, x, N, dropout, 2 * l + 1);
@@ -976,6 +1011,22 @@ export class LlamaModel {
 
   #lw(l: number, kind: ModuleKind): F32 | BF16 {
     return this.#w(layerParamName(l, kind));
+  }
+
+  /**
+   * Layer l's weights `kinds` as one matrix (their rows one after the other) when the
+   * layout stores them back to back without alignment padding between them, else null.
+   */
+  #adjacentWeights(l: number, kinds: readonly ModuleKind[]): F32 | BF16 | null {
+    const entries = kinds.map((kind) => this.layout.entry(layerParamName(l, kind)));
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i]!.offset !== entries[i - 1]!.offset + entries[i - 1]!.numel) return null;
+    }
+    const { backend, params, paramsBf16 } = this.#state;
+    const first = entries[0]!;
+    const last = entries[entries.length - 1]!;
+    const n = last.offset + last.numel - first.offset;
+    return paramsBf16 ? backend.view(paramsBf16, first.offset, n, "bf16") : backend.view(params, first.offset, n, "f32");
   }
 
   /** The bf16 copy of `src` when in bf16 mode (written into `dst`), else src itself. */

@@ -17,6 +17,7 @@
 
 #include "growlm/adamw.h"
 #include "growlm/gemm.h"
+#include "growlm/xent.h"
 
 namespace growlm {
 
