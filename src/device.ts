@@ -136,6 +136,16 @@ export function parseDevice(spec: string): Device {
   return `cuda:${index}`;
 }
 
+/**
+ * The device a data-parallel rank trains on, as torchrun jobs choose it: "cuda" means this
+ * process's GPU, cuda:LOCAL_RANK (the one its NCCL communicator uses); "cpu" and an explicit
+ * "cuda:N" are kept (N is then every rank's choice: right for one process per machine).
+ * @param localRank LOCAL_RANK, or null outside a data-parallel job
+ */
+export function deviceForRank(spec: string, localRank: number | null): string {
+  return spec === "cuda" && localRank !== null ? `cuda:${localRank}` : spec;
+}
+
 /** The CUDA ordinal of a device ("cuda:1" → 1); throws for "cpu". */
 export function cudaOrdinal(device: Device): number {
   if (device === "cpu") throw new GrowlmError("device", "expected a CUDA device but received \"cpu\"");

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { packCorpus, readCorpus } from "../data/corpus.js";
+import { deviceForRank } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { DEPTH_OPERATORS, type DepthOperator } from "../growth/depth.js";
 import type { GrowthOptions } from "../growth/plan.js";
@@ -17,6 +18,7 @@ import { loadPretrained, savePretrained } from "../model/pretrained.js";
 import { lineChart } from "../plot/svg.js";
 import { LR_SCHEDULER_TYPES, type LrSchedulerType } from "../train/lr.js";
 import { type CurvePoint, pretrainRun } from "../train/pretrain.js";
+import { distributedEnv } from "../train/comm.js";
 import { Trainer } from "../train/trainer.js";
 import type { Command } from "./command.js";
 import { DISTRIBUTED_FLAGS, DISTRIBUTED_USAGE, startDistributed } from "./distributed.js";
@@ -102,7 +104,8 @@ export const pretrain: Command = {
     const tokenizer = tokenizerArg === "byte" ? byteLevelTokenizer() : await loadTokenizer(tokenizerArg);
     const seed = get("seed", 42);
     const modelOptions = {
-      matmul: get("bf16", false) ? ("bfloat16" as const) : ("float32" as const), recompute: get("gradient_checkpointing", false), device: get("device", "cpu"),
+      matmul: get("bf16", false) ? ("bfloat16" as const) : ("float32" as const), recompute: get("gradient_checkpointing", false),
+      device: deviceForRank(get("device", "cpu"), distributed ? (distributedEnv()?.localRank ?? null) : null),
     };
     let model: LlamaModel;
     if (configFile) {

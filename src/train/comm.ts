@@ -18,6 +18,7 @@
  * where NCCL is not installed (or naming the missing CUDA backend or device). Both share the rendezvous store
  * (src/train/comm-store.ts), which is where NCCL's unique id travels from rank 0 to the others.
  */
+import type { DeviceBuffer } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { NcclCommunicator } from "./comm-nccl.js";
 import { TcpCommunicator } from "./comm-tcp.js";
@@ -67,6 +68,23 @@ export interface Communicator {
    * collective must have been waited for. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/**
+ * Collectives on device memory, in place on the device (the "nccl" communicator has them): what
+ * data-parallel training of a model on a GPU reduces its gradient buckets with.
+ */
+export interface DeviceCollectives {
+  /** All-reduces `count` float32 elements of `buffer` in place; the buffer must not be touched until wait(). */
+  allReduceDevice(buffer: DeviceBuffer, count: number, dtype: "float32", op?: ReduceOp): CommWork;
+  /** Copies rank `root`'s `count` float32 elements of `buffer` into every rank's. */
+  broadcastDevice(buffer: DeviceBuffer, count: number, dtype: "float32", root?: number): CommWork;
+}
+
+/** Whether `c` can reduce device memory (see DeviceCollectives). */
+export function hasDeviceCollectives(c: Communicator): c is Communicator & DeviceCollectives {
+  const d = c as Partial<DeviceCollectives>;
+  return typeof d.allReduceDevice === "function" && typeof d.broadcastDevice === "function";
 }
 
 /** The rendezvous variables of a process, as torchrun sets them. */

@@ -19,6 +19,11 @@
  * report are covered when the backward ends, and so are a FiLM-Ensemble's γ and β
  * (src/probabilistic/film.ts), a second flat buffer reduced whole.
  *
+ * A model on a GPU (LlamaModel on "cuda:N") needs a communicator with device collectives (the
+ * "nccl" backend): its buckets are views of the device gradient buffer, all-reduced in place
+ * on the communicator's own stream after the backward kernels that finished them, so the
+ * reduction of the last layers overlaps the backward of the earlier ones on the GPU.
+ *
  * What overlaps with the TCP communicator: a bucket's transfer, its rank-ordered sum and its
  * all-gather run on the communicator's thread while the backward computes the layers before it.
  * What does not: copying each bucket into shared memory as it starts and back once the backward
@@ -30,7 +35,8 @@
  */
 import { GrowlmError } from "../errors.js";
 import type { LlamaModel } from "../model/llama.js";
-import type { CommWork, Communicator } from "./comm.js";
+import type { DeviceBuffer } from "../device.js";
+import { type CommWork, type Communicator, type DeviceCollectives, hasDeviceCollectives } from "./comm.js";
 
 /** DDP's default bucket_cap_mb. */
 export const DEFAULT_BUCKET_CAP_MB = 25;
@@ -110,13 +116,20 @@ export class DataParallel {
   readonly #works: (CommWork | null)[];
   #next = 0;
   #active = false;
+  /** The device collectives of a model on a GPU (null: the model's gradients are host arrays). */
+  readonly #device: DeviceCollectives | null = null;
 
   constructor(
     readonly model: LlamaModel,
     readonly communicator: Communicator,
     bucketCapMb = DEFAULT_BUCKET_CAP_MB,
   ) {
-    if (model.device !== "cpu") throw new GrowlmError("DataParallel", `data-parallel training is not supported on cuda yet (the model is on "${model.device}")`);
+    if (model.device !== "cpu") {
+      if (!hasDeviceCollectives(communicator)) {
+        throw new GrowlmError("DataParallel", `the model is on "${model.device}": its gradients are reduced on the GPU, which the "${communicator.backend}" communicator cannot do; use the "nccl" backend (--ddp_backend nccl)`);
+      }
+      this.#device = communicator;
+    }
     this.buckets = gradientBuckets(model, bucketCapMb);
     this.buckets.forEach((b, i) => b.names.forEach((name) => this.#bucketOf.set(name, i)));
     this.#unfinished = new Int32Array(this.buckets.length);
@@ -128,6 +141,12 @@ export class DataParallel {
    * wraps a model, so all ranks start alike.
    */
   broadcastParameters(): void {
+    if (this.#device) {
+      const { params } = this.model.state;
+      this.#device.broadcastDevice(params as DeviceBuffer, this.model.layout.numel, "float32", 0).wait();
+      this.model.markParamsUpdated(false);
+      return;
+    }
     const works = [this.communicator.broadcast(this.model.params.data, 0)];
     if (this.model.film) works.push(this.communicator.broadcast(this.model.film.params.data, 0));
     for (const work of works) work.wait();
@@ -178,6 +197,13 @@ export class DataParallel {
 
   #launch(i: number): void {
     const b = this.buckets[i]!;
+    if (this.#device) {
+      // On a GPU: the bucket's range of the device gradient buffer, reduced where it lies.
+      const { backend, grads } = this.model.state;
+      const view = backend.view(grads, b.begin, b.end - b.begin, "f32") as DeviceBuffer;
+      this.#works[i] = this.#device.allReduceDevice(view, b.end - b.begin, "float32", "sum");
+      return;
+    }
     this.#works[i] = this.communicator.allReduce(this.model.grads.data.subarray(b.begin, b.end), "sum");
   }
 }

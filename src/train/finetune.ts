@@ -18,6 +18,7 @@ import { collate, epochOrder, tokenizeExample, type TokenizedExample } from "../
 import { readDataset } from "../data/dataset.js";
 import type { PromptFormat } from "../data/prompts.js";
 import type { Example } from "../data/seed.js";
+import { deviceForRank } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { trainFlopsPerToken } from "../model/flops.js";
@@ -25,7 +26,7 @@ import type { LlamaModel } from "../model/llama.js";
 import { loadPretrained, savePretrained } from "../model/pretrained.js";
 import { type ProbabilisticFinetuneOptions, DEFAULT_FILM_INIT_GAIN, prepareProbabilisticModel } from "../probabilistic/finetune-mode.js";
 import { TRAINER_STATE_NAME, loadTrainingCheckpoint, saveTrainingCheckpoint } from "./checkpoint.js";
-import { type Communicator, sumAcrossRanks } from "./comm.js";
+import { type Communicator, distributedEnv, sumAcrossRanks } from "./comm.js";
 import { type DistributedTraining, shardIndices } from "./data-parallel.js";
 import type { LrSchedulerType } from "./lr.js";
 import { RandomStream } from "./random.js";
@@ -253,7 +254,10 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   const microPerEpoch = Math.ceil(Math.ceil(train.length / world) / bs);
   const stepsPerEpoch = Math.max(1, Math.ceil(microPerEpoch / ga));
   const maxSteps = options.maxSteps > 0 ? options.maxSteps : Math.ceil(options.numTrainEpochs * stepsPerEpoch);
-  const modelOptions = { matmul: options.bf16 ? ("bfloat16" as const) : ("float32" as const), recompute: options.gradientCheckpointing, device: options.device };
+  const modelOptions = {
+    matmul: options.bf16 ? ("bfloat16" as const) : ("float32" as const), recompute: options.gradientCheckpointing,
+    device: deviceForRank(options.device, communicator ? (distributedEnv()?.localRank ?? null) : null),
+  };
 
   let trainer: Trainer;
   let logHistory: LogRecord[] = [];

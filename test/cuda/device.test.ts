@@ -1,6 +1,6 @@
 import { expect, it } from "vitest";
 
-import { cudaInfo, parseDevice, toHost } from "../../src/device.js";
+import { cudaInfo, deviceForRank, parseDevice, toHost } from "../../src/device.js";
 import { binding } from "../../src/native.js";
 import { randomF32 } from "../helpers/reference.js";
 import { DEVICE, describeCuda, downloadF32, upload } from "../helpers/cuda.js";
@@ -47,4 +47,11 @@ describeCuda("device memory", () => {
     expect(binding.cuda.poolStats(DEVICE).reserved).toBe(mid.reserved);
     b.free();
   });
+});
+
+it("a data-parallel rank given \"cuda\" trains on cuda:LOCAL_RANK, as torchrun jobs do", () => {
+  expect(deviceForRank("cuda", 3)).toBe("cuda:3");
+  expect(deviceForRank("cuda", null)).toBe("cuda");
+  expect(deviceForRank("cuda:1", 3)).toBe("cuda:1");
+  expect(deviceForRank("cpu", 3)).toBe("cpu");
 });

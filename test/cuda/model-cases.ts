@@ -10,7 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 
-import type { Device } from "../../src/device.js";
+import type { Device, DeviceBuffer } from "../../src/device.js";
+import { binding } from "../../src/native.js";
 import { generate } from "../../src/eval/generate.js";
 import { KvCache } from "../../src/model/kv-cache.js";
 import { parseLlamaConfig } from "../../src/model/config.js";
@@ -22,7 +23,14 @@ import { DataParallel } from "../../src/train/data-parallel.js";
 import { EwcRegularizer } from "../../src/continual/ewc.js";
 import { FilmEnsemble } from "../../src/probabilistic/film.js";
 import type { Communicator } from "../../src/train/comm.js";
-import { BASE_SEED, randomInts, rng } from "../helpers/reference.js";
+import { BASE_SEED, expectClose, randomInts, rng } from "../helpers/reference.js";
+
+/**
+ * Data-parallel vs one process: the same sums in another order (normwise relative error). AdamW's
+ * first step moves each weight by about lr·g/(|g| + eps), which turns the last bits of near-zero
+ * gradients into whole steps, hence more than a few fp32 roundings.
+ */
+const DP_RTOL = 1e-4;
 
 /** Asserts `actual` (the cuda model's) agrees with `expected` (the CPU model's) at tolerance class `what`. */
 export type Compare = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: Tolerance, label: string) => void;
@@ -193,6 +201,63 @@ export function modelCases(device: Device, compare: Compare): void {
     }
   });
 
+  it("data-parallel on the device: rank 0 of 2 reduces device gradient buckets and ends where one process with the whole batch ends", () => {
+    // The whole batch is two halves; rank 1 is played by a CPU model whose gradient of the
+    // second half (weighted by the global token count) the stand-in communicator adds to every
+    // bucket rank 0 all-reduces on the device, as NCCL's sum of two ranks would.
+    const whole = batch(BASE_SEED + 60);
+    const half = (t: Tensor, r: number): Tensor => Tensor.from((t.data as Int32Array).slice(r * T, (r + 1) * T), [1, T], "int32");
+    const halves = [0, 1].map((r) => ({ ids: half(whole.ids, r), labels: half(whole.labels, r) }));
+    const options = { schedule: { type: "constant" as const, learningRate: 1e-2, totalSteps: 1 }, optimizer: { weightDecay: 0.1, maxGradNorm: 0.5 } };
+    const single = makeModel("cpu");
+    const singleTrainer = new Trainer(single, options);
+    const expected = singleTrainer.trainStep([whole]);
+
+    const counted = (labels: Tensor): number => (labels.data as Int32Array).slice(1).filter((l) => l !== -100).length;
+    const tokens = counted(halves[0]!.labels) + counted(halves[1]!.labels);
+    const peer = makeModel("cpu");
+    peer.zeroGrad();
+    const peerLoss = peer.forwardBackward(halves[1]!.ids, halves[1]!.labels, { lossWeight: 1 / tokens }).lossSum;
+    const peerGrads = Float32Array.from(peer.grads.data);
+    const hostSums = [counted(halves[1]!.labels), peerLoss];
+    const done = { wait: () => undefined };
+    let buckets = 0;
+    const standIn = {
+      backend: "nccl" as const, rank: 0, worldSize: 2,
+      allReduce(data: Float32Array | Float64Array) {
+        data[0]! += hostSums.shift()!;
+        return done;
+      },
+      broadcast: () => done,
+      barrier: () => done,
+      close: async () => undefined,
+      allReduceDevice(buffer: DeviceBuffer, count: number) {
+        const mine = new Float32Array(count);
+        binding.cuda.copyToHost(mine, buffer);
+        const begin = (buffer.byteOffset - (gpu.state.grads as DeviceBuffer).byteOffset) / 4;
+        for (let i = 0; i < count; i++) mine[i]! += peerGrads[begin + i]!;
+        binding.cuda.copyToDevice(buffer, mine);
+        buckets++;
+        return done;
+      },
+      broadcastDevice: () => done,
+    };
+    const gpu = makeModel(device);
+    const trainer = new Trainer(gpu, options);
+    trainer.distribute(standIn, 0.001);
+    const got = trainer.trainStep([halves[0]!]);
+    expect(buckets).toBe(trainer.dataParallel!.buckets.length);
+    expect(buckets).toBeGreaterThan(1);
+    expect(got.tokens).toBe(expected.tokens);
+    // Two ranks sum the halves' losses and gradients in another order than one process: close,
+    // not bitwise, on either backend (fp32 sums of a few terms, then one AdamW step).
+    expectClose([got.loss], [expected.loss], DP_RTOL, "global loss");
+    expectClose(gpu.params.data, single.params.data, DP_RTOL, "parameters after the data-parallel step");
+    for (const m of [single, peer, gpu]) m.dispose();
+    singleTrainer.dispose();
+    trainer.dispose();
+  });
+
   it("refuses the features not ported to cuda by name", () => {
     const gpu = makeModel(device);
     const film = new FilmEnsemble(CONFIG, 2);
@@ -203,7 +268,8 @@ export function modelCases(device: Device, compare: Compare): void {
     expect(() => gpu.setMcDropout({ samples: 2 })).toThrow(/LlamaModel.setMcDropout: MC dropout is not supported on cuda yet/);
     const { ids, labels } = batch(BASE_SEED + 50);
     expect(() => gpu.forwardBackward(ids, labels, { logitsTerm: () => undefined })).toThrow(/a logits term \(distillation, LwF\) is not supported on cuda yet/);
-    expect(() => new DataParallel(gpu, {} as Communicator)).toThrow(/DataParallel: data-parallel training is not supported on cuda yet/);
+    const tcpLike = { backend: "tcp", rank: 0, worldSize: 2 } as Communicator;
+    expect(() => new DataParallel(gpu, tcpLike)).toThrow(/DataParallel: the model is on "cuda:0": its gradients are reduced on the GPU, which the "tcp" communicator cannot do; use the "nccl" backend/);
     const n = gpu.layout.numel;
     expect(() => new EwcRegularizer(gpu, Tensor.zeros([n]), Tensor.zeros([n]), 1)).toThrow(/EwcRegularizer: EWC is not supported on cuda yet/);
     gpu.dispose();
