@@ -7,7 +7,8 @@
 #   growlm.node.xz        the addon, built here by nvcc for sm_90 (H100/H200) with the CUDA
 #                         runtime linked statically (cuBLAS/NCCL are loaded at run time)
 #   node_modules.tar.xz   the packages the check runs: vitest, tsx (runs the TypeScript as is)
-#                         and @huggingface/tokenizers (imported by the CLI), with their run-time
+#                         @huggingface/tokenizers (imported by the CLI) and benchmark (bench/
+#                         common.ts, imported through bench/train.bench.ts), with their run-time
 #                         dependencies (tools/device/node-closure.mjs)
 #   MANIFEST              versions, git commit, sizes and the addon's GPU code
 # tools/device/check-on-device.sh unpacks it there and runs the check; tools/device/README.md
@@ -59,7 +60,7 @@ xz -9 -T0 -c "$node_bin" >"$kit/node.xz"
 
 # 3. The packages the check runs, from the project's node_modules.
 modules=$(realpath node_modules)
-mapfile -t packages < <(node tools/device/node-closure.mjs "$modules" vitest tsx @huggingface/tokenizers | grep -v '^@types/')
+mapfile -t packages < <(node tools/device/node-closure.mjs "$modules" vitest tsx @huggingface/tokenizers benchmark | grep -v '^@types/')
 step "packing ${#packages[@]} packages from $modules"
 tar -C "$modules" --transform 's,^,node_modules/,' -cf - "${packages[@]}" | xz -6 -T0 >"$kit/node_modules.tar.xz"
 
