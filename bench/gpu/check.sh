@@ -90,7 +90,11 @@ say "growlm GPU check: $(date -u +%FT%TZ), $(uname -n), work folder $work"
 
 # ---- env ----
 stage env 20 '
-  echo "commit: $(git rev-parse HEAD 2>/dev/null || echo "not a git checkout")$(git diff --quiet HEAD 2>/dev/null || echo " (plus uncommitted changes)")"
+  if commit=$(git rev-parse HEAD 2>/dev/null); then
+    echo "commit: $commit$(git diff --quiet HEAD || echo " (plus uncommitted changes)")"
+  else
+    echo "commit: not a git checkout (the device kit'"'"'s MANIFEST names the commit it was packed from)"
+  fi
   echo "os: $(uname -srm); $( (. /etc/os-release && echo "$PRETTY_NAME") 2>/dev/null)"
   echo "cpu: $(nproc) cores, $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2-)"
   echo "node: $(node --version) ($(command -v node))"
