@@ -33,12 +33,12 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
-root=$PWD
 export GROWLM_CUDA_EMULATE=${GROWLM_CUDA_EMULATE:-0}
 emulated=$([[ $GROWLM_CUDA_EMULATE == 1 ]] && echo 1 || echo 0)
 scale=${GROWLM_CHECK_SCALE:-$([[ $emulated == 1 ]] && echo 6 || echo 1)}
 budget=$(( ${GROWLM_CHECK_BUDGET:-470} * scale ))
 work=$(mktemp -d "${TMPDIR:-/tmp}/growlm-gpu-check.XXXXXX")
+[[ -n ${OUT:-} ]] && mkdir -p "$OUT"
 log=${OUT:+$OUT/gpu-check.log}
 log=${log:-$work/check.log}
 : >"$work/stages.tsv"
@@ -53,7 +53,6 @@ say() { echo "$*" | tee -a "$log"; }
 
 # stage NAME BOX_SECONDS COMMAND: runs COMMAND (a shell snippet) under `timeout`, its output to
 # the terminal and the log, and records the outcome. The box is cut to what the budget leaves.
-stage_end=0
 stage() {
   local name=$1 box=$(( $2 * scale )) command=$3 counted=${4:-1}
   if [[ -n ${GROWLM_CHECK_ONLY:-} && ! ,$GROWLM_CHECK_ONLY,env,build,info, =~ ,$name, ]]; then
