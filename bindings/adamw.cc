@@ -5,6 +5,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "cuda_args.h"
 #include "growlm/adamw.h"
 
 namespace growlm::bindings {
@@ -32,9 +33,13 @@ void check_disjoint(const Args& args, std::initializer_list<Span> spans) {
 }
 
 // adamwStep(params, m, v, paramsBf16 | null, grads, n, segBegin, segDecay, lr, beta1, beta2,
-//           eps, weightDecay, step, gradScale)
+//           eps, weightDecay, step, gradScale), on the CPU (Args: typed arrays) or a device
+// (CudaArgs: DeviceBuffers, segBegin and segDecay included). S = the length of segDecay.
+// Device segment starts cannot be read here: the TS wrapper validates them before upload,
+// and the kernel only ever indexes segBegin[0..S] whatever they hold.
+template <class A>
 Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
-  Args args(info, "adamwStep", 15);
+  A args(info, "adamwStep", 15);
   const int64_t n = args.size(5, "n", 0);
   const ShapeText what = shape("n", {n});
   float* params = args.f32(0, "params", n, what);
@@ -46,20 +51,30 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
                         {"paramsBf16", params_bf16, n * 2}, {"grads", grads, n * 4}});
 
   const Napi::Value decay_value = info[7];
-  if (!decay_value.IsTypedArray() ||
-      decay_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    args.type_error("expected Uint8Array for \"segDecay\"");
+  int64_t S = 0;
+  if constexpr (A::on_device) {
+    const DeviceRange* r = device_range(decay_value);
+    if (!r) args.type_error("expected a DeviceBuffer (uint8) for \"segDecay\"");
+    S = static_cast<int64_t>(r->byte_length);
+    if (n > 0 && S < 1) args.range_error("expected at least one segment for n = " + std::to_string(n));
+  } else {
+    if (!decay_value.IsTypedArray() ||
+        decay_value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      args.type_error("expected Uint8Array for \"segDecay\"");
+    }
+    S = static_cast<int64_t>(decay_value.As<Napi::TypedArray>().ElementLength());
   }
-  const int64_t S = static_cast<int64_t>(decay_value.As<Napi::TypedArray>().ElementLength());
   const uint8_t* seg_decay = args.u8(7, "segDecay", S, shape("S", {S}));
   const int64_t* seg_begin = args.i64(6, "segBegin", S + 1, shape("S + 1", {S + 1}));
-  for (int64_t s = 0; s <= S; ++s) {
-    const bool bad = s == 0 ? seg_begin[0] != 0 : seg_begin[s] < seg_begin[s - 1];
-    if (bad || (s == S && seg_begin[S] != n)) {
-      std::ostringstream msg;
-      msg << "\"segBegin\" must start at 0, not decrease and end at n = " << n << ", but segBegin["
-          << s << "] = " << seg_begin[s];
-      args.range_error(msg.str());
+  if constexpr (!A::on_device) {
+    for (int64_t s = 0; s <= S; ++s) {
+      const bool bad = s == 0 ? seg_begin[0] != 0 : seg_begin[s] < seg_begin[s - 1];
+      if (bad || (s == S && seg_begin[S] != n)) {
+        std::ostringstream msg;
+        msg << "\"segBegin\" must start at 0, not decrease and end at n = " << n << ", but segBegin["
+            << s << "] = " << seg_begin[s];
+        args.range_error(msg.str());
+      }
     }
   }
 
@@ -79,34 +94,54 @@ Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   if (std::fabs(grad_scale) > FLT_MAX) args.range_error("\"gradScale\" does not fit in float32");
   h.grad_scale = static_cast<float>(grad_scale);
 
-  adamw_step(params, m, v, params_bf16, grads, n, seg_begin, seg_decay, S, h, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), adamw_step, params, m, v, params_bf16, grads, n, seg_begin, seg_decay, S, h,
+                     args.context());
+  } else {
+    adamw_step(params, m, v, params_bf16, grads, n, seg_begin, seg_decay, S, h, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
 // globalGradNorm(grads, n) -> number
+template <class A>
 Napi::Value GlobalGradNorm(const Napi::CallbackInfo& info) {
-  Args args(info, "globalGradNorm", 2);
+  A args(info, "globalGradNorm", 2);
   const int64_t n = args.size(1, "n", 0);
   const float* grads = args.f32(0, "grads", n, shape("n", {n}));
-  return Napi::Number::New(info.Env(), global_grad_norm(grads, n, context(info.Env())));
+  if constexpr (A::on_device) {
+    return Napi::Number::New(info.Env(), GROWLM_CUDA_CALL(args.context(), global_grad_norm, grads, n, args.context()));
+  } else {
+    return Napi::Number::New(info.Env(), global_grad_norm(grads, n, context(info.Env())));
+  }
 }
 
 // clipGradNorm(grads, n, maxNorm) -> the norm before clipping
+template <class A>
 Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
-  Args args(info, "clipGradNorm", 3);
+  A args(info, "clipGradNorm", 3);
   const int64_t n = args.size(1, "n", 0);
   float* grads = args.f32(0, "grads", n, shape("n", {n}));
   const double max_norm = args.finite(2, "maxNorm");
   if (max_norm < 0) args.range_error("\"maxNorm\" must be >= 0");
-  return Napi::Number::New(info.Env(), clip_grad_norm(grads, n, max_norm, context(info.Env())));
+  if constexpr (A::on_device) {
+    return Napi::Number::New(info.Env(),
+                             GROWLM_CUDA_CALL(args.context(), clip_grad_norm, grads, n, max_norm, args.context()));
+  } else {
+    return Napi::Number::New(info.Env(), clip_grad_norm(grads, n, max_norm, context(info.Env())));
+  }
 }
 
 }  // namespace
 
 void InitAdamw(Napi::Env env, Napi::Object exports) {
-  bind(env, exports, "adamwStep", AdamwStep);
-  bind(env, exports, "globalGradNorm", GlobalGradNorm);
-  bind(env, exports, "clipGradNorm", ClipGradNorm);
+  bind(env, exports, "adamwStep", AdamwStep<Args>);
+  bind(env, exports, "globalGradNorm", GlobalGradNorm<Args>);
+  bind(env, exports, "clipGradNorm", ClipGradNorm<Args>);
+  Napi::Object cuda = cuda_exports(env, exports);
+  bind(env, cuda, "adamwStep", AdamwStep<CudaArgs>);
+  bind(env, cuda, "globalGradNorm", GlobalGradNorm<CudaArgs>);
+  bind(env, cuda, "clipGradNorm", ClipGradNorm<CudaArgs>);
 }
 
 }  // namespace growlm::bindings

@@ -28,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   InitCore(env, exports);
   InitCuda(env, exports);
+  InitNccl(env, exports);
   InitTensor(env, exports);
   InitElementwise(env, exports);
   InitGemm(env, exports);

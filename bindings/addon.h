@@ -39,5 +39,6 @@ void InitDistill(Napi::Env env, Napi::Object exports);
 void InitRng(Napi::Env env, Napi::Object exports);
 void InitBaseline(Napi::Env env, Napi::Object exports);
 void InitCuda(Napi::Env env, Napi::Object exports);
+void InitNccl(Napi::Env env, Napi::Object exports);
 
 }  // namespace growlm::bindings

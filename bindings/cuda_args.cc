@@ -92,6 +92,9 @@ int32_t* CudaArgs::i32(size_t i, const char* name, int64_t length, const ShapeTe
 uint8_t* CudaArgs::u8(size_t i, const char* name, int64_t length, const ShapeText& what) {
   return static_cast<uint8_t*>(buffer(i, name, 1, "uint8", length, false, what));
 }
+int64_t* CudaArgs::i64(size_t i, const char* name, int64_t length, const ShapeText& what) {
+  return static_cast<int64_t*>(buffer(i, name, 8, "int64", length, false, what));
+}
 float* CudaArgs::f32_or_null(size_t i, const char* name, int64_t length, const ShapeText& what) {
   return is_null(i) ? nullptr : f32(i, name, length, what);
 }

@@ -49,6 +49,8 @@ class CudaContexts {
 
   /// The environment's DeviceBuffer class (set by bindings/cuda.cc).
   Napi::FunctionReference device_buffer_class;
+  /// The environment's NcclComm class (set by bindings/nccl.cc).
+  Napi::FunctionReference nccl_comm_class;
 
  private:
   bool emulated_;
@@ -75,6 +77,7 @@ class CudaArgs : public Args {
   uint16_t* u16(size_t i, const char* name, int64_t length, const ShapeText& what);
   int32_t* i32(size_t i, const char* name, int64_t length, const ShapeText& what);
   uint8_t* u8(size_t i, const char* name, int64_t length, const ShapeText& what);
+  int64_t* i64(size_t i, const char* name, int64_t length, const ShapeText& what);
   /// The same, or nullptr for null or undefined.
   float* f32_or_null(size_t i, const char* name, int64_t length, const ShapeText& what);
   uint16_t* u16_or_null(size_t i, const char* name, int64_t length, const ShapeText& what);

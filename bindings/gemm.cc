@@ -1,4 +1,6 @@
-// Bindings of growlm/gemm.h: sgemm and gemmBf16, row-major with BLAS-style strides.
+// Bindings of growlm/gemm.h: sgemm and gemmBf16, row-major with BLAS-style strides, on the
+// CPU and (binding.cuda, DeviceBuffers) on a device, where sgemmTf32 is the fp32 GEMM on TF32
+// tensor cores (native/cuda/gemm.cu).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -7,6 +9,8 @@
 
 #include "addon.h"
 #include "args.h"
+#include "cuda_args.h"
+#include "growlm/cuda_libraries.h"
 #include "growlm/gemm.h"
 
 namespace growlm::bindings {
@@ -57,7 +61,8 @@ int64_t span(const Args& args, const char* matrix, const char* ld_name, int64_t 
 }
 
 // (transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-GemmArgs parse(const Args& args) {
+template <class A>
+GemmArgs parse(const A& args) {
   GemmArgs g;
   g.trans_a = args.boolean(0, "transA");
   g.trans_b = args.boolean(1, "transB");
@@ -79,33 +84,71 @@ GemmArgs parse(const Args& args) {
 
 Trans trans(bool t) { return t ? Trans::T : Trans::N; }
 
+// The fp32 GEMMs: sgemm everywhere, sgemm_tf32 on a device.
+enum class Fp32 { exact, tf32 };
+
+template <class A, Fp32 mode>
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  Args args(info, "sgemm", 13);
+  A args(info, mode == Fp32::tf32 ? "sgemmTf32" : "sgemm", 13);
   const GemmArgs g = parse(args);
-  const float* A = args.f32_at_least(6, "A", g.a_length, g.a_what);
-  const float* B = args.f32_at_least(8, "B", g.b_length, g.b_what);
-  float* C = args.f32_at_least(11, "C", g.c_length, g.c_what);
-  sgemm(trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, A, g.lda, B, g.ldb, g.beta,
-        C, g.ldc, context(info.Env()));
+  const float* a = args.f32_at_least(6, "A", g.a_length, g.a_what);
+  const float* b = args.f32_at_least(8, "B", g.b_length, g.b_what);
+  float* c = args.f32_at_least(11, "C", g.c_length, g.c_what);
+  if constexpr (A::on_device) {
+    const CudaContext& ctx = args.context();
+    if constexpr (mode == Fp32::tf32) {
+      GROWLM_CUDA_CALL(ctx, sgemm_tf32, trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, a, g.lda, b, g.ldb,
+                       g.beta, c, g.ldc, ctx);
+    } else {
+      GROWLM_CUDA_CALL(ctx, sgemm, trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, a, g.lda, b, g.ldb,
+                       g.beta, c, g.ldc, ctx);
+    }
+  } else {
+    sgemm(trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc,
+          context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
+template <class A>
 Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
-  Args args(info, "gemmBf16", 13);
+  A args(info, "gemmBf16", 13);
   const GemmArgs g = parse(args);
-  const uint16_t* A = args.u16_at_least(6, "A", g.a_length, g.a_what);
-  const uint16_t* B = args.u16_at_least(8, "B", g.b_length, g.b_what);
-  float* C = args.f32_at_least(11, "C", g.c_length, g.c_what);
-  gemm_bf16(trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, A, g.lda, B, g.ldb,
-            g.beta, C, g.ldc, context(info.Env()));
+  const uint16_t* a = args.u16_at_least(6, "A", g.a_length, g.a_what);
+  const uint16_t* b = args.u16_at_least(8, "B", g.b_length, g.b_what);
+  float* c = args.f32_at_least(11, "C", g.c_length, g.c_what);
+  if constexpr (A::on_device) {
+    const CudaContext& ctx = args.context();
+    GROWLM_CUDA_CALL(ctx, gemm_bf16, trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, a, g.lda, b, g.ldb,
+                     g.beta, c, g.ldc, ctx);
+  } else {
+    gemm_bf16(trans(g.trans_a), trans(g.trans_b), g.M, g.N, g.K, g.alpha, a, g.lda, b, g.ldb, g.beta, c, g.ldc,
+              context(info.Env()));
+  }
   return info.Env().Undefined();
+}
+
+// cublasLibrary(): where cuBLAS loads from (the library a GPU context uses, whether or not
+// the emulator is on); throws naming libcublas and every place searched when it is absent.
+Napi::Value CublasLibrary(const Napi::CallbackInfo& info) {
+  Args args(info, "cuda.cublasLibrary", 0);
+#ifdef GROWLM_HAVE_CUDA
+  return Napi::String::New(info.Env(), cuda::cublas_origin());
+#else
+  throw CudaError("the addon was built without nvcc, so it has no CUDA backend to use cuBLAS");
+#endif
 }
 
 }  // namespace
 
 void InitGemm(Napi::Env env, Napi::Object exports) {
-  bind(env, exports, "sgemm", Sgemm);
-  bind(env, exports, "gemmBf16", GemmBf16);
+  bind(env, exports, "sgemm", Sgemm<Args, Fp32::exact>);
+  bind(env, exports, "gemmBf16", GemmBf16<Args>);
+  Napi::Object cuda = cuda_exports(env, exports);
+  bind(env, cuda, "sgemm", Sgemm<CudaArgs, Fp32::exact>);
+  bind(env, cuda, "sgemmTf32", Sgemm<CudaArgs, Fp32::tf32>);
+  bind(env, cuda, "gemmBf16", GemmBf16<CudaArgs>);
+  bind(env, cuda, "cublasLibrary", CublasLibrary);
 }
 
 }  // namespace growlm::bindings

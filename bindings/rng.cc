@@ -5,6 +5,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "cuda_args.h"
 #include "growlm/rng.h"
 
 namespace growlm::bindings {
@@ -30,9 +31,10 @@ float f32_value(const Args& args, size_t i, const char* name) {
   return static_cast<float>(d);
 }
 
-// rngUniform(out, n, seed, offset, low, high)
+// rngUniform(out, n, seed, offset, low, high), on the CPU (Args) or a device (CudaArgs).
+template <class A>
 Napi::Value RngUniform(const Napi::CallbackInfo& info) {
-  Args args(info, "rngUniform", 6);
+  A args(info, "rngUniform", 6);
   const int64_t n = args.size(1, "n", 0);
   float* out = args.f32(0, "out", n, shape("n", {n}));
   const uint64_t seed = u64(args, info, 2, "seed");
@@ -40,13 +42,18 @@ Napi::Value RngUniform(const Napi::CallbackInfo& info) {
   const float low = f32_value(args, 4, "low");
   const float high = f32_value(args, 5, "high");
   if (!(low <= high)) args.range_error("expected low <= high");
-  rng_uniform(out, n, seed, offset, low, high, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rng_uniform, out, n, seed, offset, low, high, args.context());
+  } else {
+    rng_uniform(out, n, seed, offset, low, high, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
 // rngNormal(out, n, seed, offset, mean, std)
+template <class A>
 Napi::Value RngNormal(const Napi::CallbackInfo& info) {
-  Args args(info, "rngNormal", 6);
+  A args(info, "rngNormal", 6);
   const int64_t n = args.size(1, "n", 0);
   float* out = args.f32(0, "out", n, shape("n", {n}));
   const uint64_t seed = u64(args, info, 2, "seed");
@@ -54,13 +61,19 @@ Napi::Value RngNormal(const Napi::CallbackInfo& info) {
   const float mean = f32_value(args, 4, "mean");
   const float std = f32_value(args, 5, "std");
   if (std < 0) args.range_error("expected std >= 0");
-  rng_normal(out, n, seed, offset, mean, std, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rng_normal, out, n, seed, offset, mean, std, args.context());
+  } else {
+    rng_normal(out, n, seed, offset, mean, std, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
-// rngDropout(out, inp, rows, C, p, seed, rowOffsets: BigInt64Array [rows], read as unsigned)
+// rngDropout(out, inp, rows, C, p, seed, rowOffsets: BigInt64Array [rows] (a DeviceBuffer of
+// int64 on a device), read as unsigned)
+template <class A>
 Napi::Value RngDropout(const Napi::CallbackInfo& info) {
-  Args args(info, "rngDropout", 7);
+  A args(info, "rngDropout", 7);
   const int64_t rows = args.size(2, "rows", 0);
   const int64_t C = args.size(3, "C", 1);
   const double p = args.finite(4, "p");
@@ -74,8 +87,13 @@ Napi::Value RngDropout(const Napi::CallbackInfo& info) {
   float* out = args.f32(0, "out", n, rc);
   const float* inp = args.f32(1, "inp", n, rc);
   const int64_t* offsets = args.i64(6, "rowOffsets", rows, shape("rows", {rows}));
-  rng_dropout(out, inp, rows, C, static_cast<float>(p), seed, reinterpret_cast<const uint64_t*>(offsets),
-              context(info.Env()));
+  const auto* row_offsets = reinterpret_cast<const uint64_t*>(offsets);
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rng_dropout, out, inp, rows, C, static_cast<float>(p), seed, row_offsets,
+                     args.context());
+  } else {
+    rng_dropout(out, inp, rows, C, static_cast<float>(p), seed, row_offsets, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
@@ -104,10 +122,14 @@ Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitRng(Napi::Env env, Napi::Object exports) {
-  bind(env, exports, "rngUniform", RngUniform);
-  bind(env, exports, "rngNormal", RngNormal);
+  bind(env, exports, "rngUniform", RngUniform<Args>);
+  bind(env, exports, "rngNormal", RngNormal<Args>);
   bind(env, exports, "philox4x32", Philox4x32);
-  bind(env, exports, "rngDropout", RngDropout);
+  bind(env, exports, "rngDropout", RngDropout<Args>);
+  Napi::Object cuda = cuda_exports(env, exports);
+  bind(env, cuda, "rngUniform", RngUniform<CudaArgs>);
+  bind(env, cuda, "rngNormal", RngNormal<CudaArgs>);
+  bind(env, cuda, "rngDropout", RngDropout<CudaArgs>);
 }
 
 }  // namespace growlm::bindings

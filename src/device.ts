@@ -36,12 +36,14 @@ export interface HostBuffers {
   bf16: Uint16Array;
   i32: Int32Array;
   u8: Uint8Array;
+  i64: BigInt64Array;
 }
 export interface DeviceBuffers {
   f32: DeviceBuffer;
   bf16: DeviceBuffer;
   i32: DeviceBuffer;
   u8: DeviceBuffer;
+  i64: DeviceBuffer;
 }
 export type Buffers = HostBuffers | DeviceBuffers;
 
@@ -86,6 +88,30 @@ export interface CudaCoreBinding {
 /** What the CUDA backend offers on this machine. */
 export function cudaInfo(): CudaInfo {
   return binding.cuda.info();
+}
+
+/** Where a library loaded at run time comes from, or why it cannot be loaded. */
+export interface LibraryStatus {
+  /** The file the dynamic loader opened. */
+  path?: string;
+  /** Why it cannot be loaded (what was tried and how to fix it). */
+  error?: string;
+}
+
+function libraryStatus(load: () => string): LibraryStatus {
+  try {
+    return { path: load() };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/**
+ * cuBLAS and NCCL as the CUDA backend finds them (they are loaded at run time, so a build
+ * without them works until an op needs one).
+ */
+export function cudaLibraries(): { cublas: LibraryStatus; nccl: LibraryStatus } {
+  return { cublas: libraryStatus(() => binding.cuda.cublasLibrary()), nccl: libraryStatus(() => binding.cuda.ncclLibrary()) };
 }
 
 /** Whether a CUDA device (or the emulator) is usable: GPU tests run only then. */

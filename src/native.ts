@@ -12,18 +12,19 @@ import { dirname, join } from "node:path";
 
 import type { CudaCoreBinding, DeviceBuffers } from "./device.js";
 import type { AdamwBinding } from "./kernels/adamw.js";
-import type { AttentionBinding } from "./kernels/attention.js";
+import type { AttentionBf16Binding, AttentionBinding } from "./kernels/attention.js";
 import type { BaselineBinding } from "./kernels/baseline.js";
 import type { DistillBinding } from "./kernels/distill.js";
 import type { ElementwiseBinding } from "./kernels/elementwise.js";
 import type { EmbeddingBinding } from "./kernels/embedding.js";
 import type { EwcBinding } from "./kernels/ewc.js";
-import type { GemmBinding } from "./kernels/gemm.js";
+import type { GemmBinding, GemmCudaBinding } from "./kernels/gemm.js";
 import type { NormBinding } from "./kernels/norm.js";
 import type { RngBinding } from "./kernels/rng.js";
 import type { RopeBinding } from "./kernels/rope.js";
 import type { SwigluBinding } from "./kernels/swiglu.js";
 import type { XentBinding } from "./kernels/xent.js";
+import type { NcclBinding } from "./train/comm-nccl.js";
 
 /** Code paths the CPU kernels are compiled for, slowest to fastest. */
 export type Isa = "portable" | "avx2" | "avx512";
@@ -53,7 +54,20 @@ export interface CoreBinding {
  * binding.cuda: the CUDA backend's functions, each op under its CPU twin's name and argument
  * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
  */
-export type CudaBinding = CudaCoreBinding & Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward">;
+export type CudaBinding = CudaCoreBinding &
+  Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
+  Pick<ElementwiseBinding<DeviceBuffers>, "add" | "copy" | "scale" | "f32ToBf16" | "bf16ToF32"> &
+  RopeBinding<DeviceBuffers> &
+  SwigluBinding<DeviceBuffers> &
+  EmbeddingBinding<DeviceBuffers> &
+  GemmBinding<DeviceBuffers> &
+  GemmCudaBinding &
+  NcclBinding &
+  XentBinding<DeviceBuffers> &
+  AdamwBinding<DeviceBuffers> &
+  Omit<RngBinding<DeviceBuffers>, "philox4x32"> &
+  AttentionBinding<DeviceBuffers> &
+  AttentionBf16Binding;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { type CudaInfo, cudaInfo } from "./device.js";
+import { type CudaInfo, type LibraryStatus, cudaInfo, cudaLibraries } from "./device.js";
 import { binding, type Isa } from "./native.js";
 import { integer } from "./kernels/check.js";
 
@@ -20,7 +20,7 @@ export interface RuntimeInfo {
    */
   backends: string[];
   /** The CUDA devices this process can use (with the emulator: one emulated device). */
-  cuda: CudaInfo;
+  cuda: CudaInfo & { libraries: { cublas: LibraryStatus; nccl: LibraryStatus } };
   /** CPU code path in use, the best one this CPU supports, and all it can run. */
   isa: Isa;
   bestIsa: Isa;
@@ -45,7 +45,7 @@ export function runtimeInfo(): RuntimeInfo {
   return {
     version: packageVersion(),
     ...native,
-    cuda: cudaInfo(),
+    cuda: { ...cudaInfo(), libraries: cudaLibraries() },
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
   };

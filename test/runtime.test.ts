@@ -50,6 +50,9 @@ describe("runtime", () => {
     expect(parsed.backends).toContain("cpu");
     expect(parsed.backends).toContain("cuda-emulated");
     expect(Array.isArray(parsed.cuda.devices)).toBe(true);
+    // cuBLAS and NCCL: where they load from, or what was tried.
+    const libraries = (parsed.cuda as unknown as { libraries: Record<string, { path?: string; error?: string }> }).libraries;
+    for (const name of ["cublas", "nccl"]) expect(libraries[name]!.path ?? libraries[name]!.error).toBeTruthy();
   });
 
   it("growlm info --json lists the emulated CUDA device under GROWLM_CUDA_EMULATE=1, and none without a GPU otherwise", () => {

@@ -97,7 +97,7 @@ void launch(const char* op, void (*kernel)(Params...), dim3 grid, dim3 block, si
 #define GROWLM_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::growlm::emu::dynamic_shared())
 #else
 #define GROWLM_DYNAMIC_SHARED(T, name)                           \
-  extern __shared__ __align__(16) unsigned char growlm_dynamic_smem[]; \
+  extern __shared__ __align__(128) unsigned char growlm_dynamic_smem[]; \
   T* name = reinterpret_cast<T*>(growlm_dynamic_smem)
 #endif
 

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cublas.h"
+
 namespace growlm::GROWLM_CUDA_NS {
 
 namespace {
@@ -98,6 +100,7 @@ CudaContext create_context(int device) {
   CudaContext ctx;
   ctx.device = device;
   ctx.stream = stream;
+  ctx.libs = new CudaLibraries();
 #ifdef GROWLM_CUDA_EMULATED
   ctx.emulated = true;
 #endif
@@ -108,6 +111,9 @@ void destroy_context(CudaContext& ctx) {
   if (!ctx.stream) return;
   cudaSetDevice(ctx.device);
   cudaStreamSynchronize(cuda_stream(ctx));
+  // The library handles are bound to the stream: they go first.
+  delete ctx.libs;
+  ctx.libs = nullptr;
   cudaStreamDestroy(cuda_stream(ctx));
   ctx.stream = nullptr;
 }

@@ -41,7 +41,7 @@ export const DISTRIBUTED_FLAGS: Record<string, FlagSpec> = {
 
 export const DISTRIBUTED_USAGE =
   "  data parallel: --nproc_per_node N [--nnodes M --node_rank I --master_addr HOST --master_port PORT]\n" +
-  `                 [--ddp_backend tcp] [--ddp_timeout ${DEFAULT_COMM_TIMEOUT_SECONDS}] [--ddp_bucket_cap_mb ${DEFAULT_BUCKET_CAP_MB}]\n` +
+  `                 [--ddp_backend tcp|nccl] [--ddp_timeout ${DEFAULT_COMM_TIMEOUT_SECONDS}] [--ddp_bucket_cap_mb ${DEFAULT_BUCKET_CAP_MB}]\n` +
   "  N processes per machine (torchrun's flags); per_device_train_batch_size is per process, so the global batch is\n" +
   "  nnodes × N × per_device_train_batch_size × gradient_accumulation_steps; only rank 0 logs and writes.";
 

@@ -25,5 +25,8 @@ export const info: Command = {
     console.log(`threads:      ${r.threads}`);
     const devices = r.cuda.devices.map((d) => `cuda:${d.index} ${d.name} (sm ${d.computeCapability}, ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB)`);
     console.log(`cuda devices: ${devices.join("; ") || `none (${r.cuda.unavailableReason})`}${r.cuda.emulated ? " [emulated: GROWLM_CUDA_EMULATE=1]" : ""}`);
+    for (const [name, lib] of Object.entries(r.cuda.libraries)) {
+      console.log(`${`${name}:`.padEnd(14)}${lib.path ?? `not found (set GROWLM_${name.toUpperCase()}_PATH)`}`);
+    }
   },
 };

@@ -3,20 +3,25 @@
  * order), the global gradient norm and torch.nn.utils.clip_grad_norm_. Functional: the
  * caller owns the state (params, grads, first and second moments) and the step counter.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimNames, expectShape, finite, integer } from "./check.js";
 
-export interface AdamwBinding {
+/**
+ * On a device (B = DeviceBuffers) segBegin and segDecay are device buffers too, which the
+ * binding cannot read: callers pass segment starts that begin at 0, never decrease and end at n.
+ */
+export interface AdamwBinding<B extends Buffers = HostBuffers> {
   adamwStep(
-    params: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    paramsBf16: Uint16Array | null,
-    grads: Float32Array,
+    params: B["f32"],
+    m: B["f32"],
+    v: B["f32"],
+    paramsBf16: B["bf16"] | null,
+    grads: B["f32"],
     n: number,
-    segBegin: BigInt64Array,
-    segDecay: Uint8Array,
+    segBegin: B["i64"],
+    segDecay: B["u8"],
     lr: number,
     beta1: number,
     beta2: number,
@@ -25,8 +30,8 @@ export interface AdamwBinding {
     step: number,
     gradScale: number,
   ): void;
-  globalGradNorm(grads: Float32Array, n: number): number;
-  clipGradNorm(grads: Float32Array, n: number, maxNorm: number): number;
+  globalGradNorm(grads: B["f32"], n: number): number;
+  clipGradNorm(grads: B["f32"], n: number, maxNorm: number): number;
 }
 
 /** The buffers of one AdamW update, all with the shape of `params` (flat: [n]). */

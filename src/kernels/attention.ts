@@ -13,18 +13,23 @@
  * `attentionCachedForward` is the inference form: Tq new queries per row against a
  * key/value cache `[B, S, Hkv, D]` whose first Tk slots are filled, each row attending only
  * to its slots from `keyBegin[b]` (left padding below it) up to the query's own.
+ *
+ * On CUDA (binding.cuda, native/cuda/attention.cu) the same three ops take DeviceBuffers,
+ * with D <= 256; keyBegin is then device memory, which the kernel clamps to [0, Tk] instead of
+ * checking. The bf16 flash variants (tensor cores) exist only there.
  */
+import type { Buffers, DeviceBuffer, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, formatShape, integer, output } from "./check.js";
 
-export interface AttentionBinding {
+export interface AttentionBinding<B extends Buffers = HostBuffers> {
   attentionForward(
-    out: Float32Array,
-    lse: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
+    out: B["f32"],
+    lse: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
     B: number,
     T: number,
     H: number,
@@ -33,15 +38,15 @@ export interface AttentionBinding {
     scale: number,
   ): void;
   attentionBackward(
-    dq: Float32Array,
-    dk: Float32Array,
-    dv: Float32Array,
-    dout: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    out: Float32Array,
-    lse: Float32Array,
+    dq: B["f32"],
+    dk: B["f32"],
+    dv: B["f32"],
+    dout: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
+    out: B["f32"],
+    lse: B["f32"],
     B: number,
     T: number,
     H: number,
@@ -50,15 +55,54 @@ export interface AttentionBinding {
     scale: number,
   ): void;
   attentionCachedForward(
-    out: Float32Array,
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    keyBegin: Int32Array,
+    out: B["f32"],
+    q: B["f32"],
+    k: B["f32"],
+    v: B["f32"],
+    keyBegin: B["i32"],
     B: number,
     Tq: number,
     Tk: number,
     S: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+}
+
+/**
+ * The bf16 flash attention of the CUDA backend (tensor cores): the same semantics as
+ * attentionForward / attentionBackward with bf16 tensors (uint16 bits) `[B, T, H, D]` /
+ * `[B, T, Hkv, D]` and fp32 lse `[B, H, T]`; products accumulate in fp32. D must be 64 or 128
+ * and every bf16 buffer 16-byte aligned. Deterministic (no atomics).
+ */
+export interface AttentionBf16Binding {
+  attentionForwardBf16(
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    scale: number,
+  ): void;
+  attentionBackwardBf16(
+    dq: DeviceBuffer,
+    dk: DeviceBuffer,
+    dv: DeviceBuffer,
+    dout: DeviceBuffer,
+    q: DeviceBuffer,
+    k: DeviceBuffer,
+    v: DeviceBuffer,
+    out: DeviceBuffer,
+    lse: DeviceBuffer,
+    B: number,
+    T: number,
     H: number,
     Hkv: number,
     D: number,

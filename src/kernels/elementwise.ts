@@ -3,18 +3,23 @@
  * with the vectorised exponentials the other kernels use (SwiGLU, cross-entropy, attention).
  * Shapes must match exactly; outputs may be passed in (`out`) or are allocated.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import type { DType, DTypeArray, Tensor } from "../tensor.js";
 import { dimNames, expectShape, finite, output } from "./check.js";
 
-export interface ElementwiseBinding {
-  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  copy(dst: Float32Array, src: Float32Array, n: number): void;
-  scale(x: Float32Array, s: number, n: number): void;
-  f32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
-  bf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
-  expF32(dst: Float32Array, src: Float32Array, n: number): void;
-  exp2F32(dst: Float32Array, src: Float32Array, n: number): void;
+/**
+ * The binding's elementwise ops: typed arrays on the CPU, DeviceBuffers under binding.cuda
+ * (which has all but expF32 and exp2F32).
+ */
+export interface ElementwiseBinding<B extends Buffers = HostBuffers> {
+  add(out: B["f32"], a: B["f32"], b: B["f32"], n: number): void;
+  copy(dst: B["f32"], src: B["f32"], n: number): void;
+  scale(x: B["f32"], s: number, n: number): void;
+  f32ToBf16(dst: B["bf16"], src: B["f32"], n: number): void;
+  bf16ToF32(dst: B["f32"], src: B["bf16"], n: number): void;
+  expF32(dst: B["f32"], src: B["f32"], n: number): void;
+  exp2F32(dst: B["f32"], src: B["f32"], n: number): void;
 }
 
 type ArrayOf<D extends DType> = DTypeArray[D];

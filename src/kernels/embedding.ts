@@ -2,13 +2,19 @@
  * Token embedding: out[..., :] = table[ids[...], :] (HF's embed_tokens), and its backward,
  * a deterministic scatter-add into the table's gradient.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, formatShape, output } from "./check.js";
 
-export interface EmbeddingBinding {
-  embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, N: number, V: number, C: number): void;
-  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, N: number, V: number, C: number): void;
+/**
+ * The binding's embedding ops: typed arrays on the CPU, DeviceBuffers under binding.cuda.
+ * Device ids cannot be range-checked by the binding: there the forward fills the row of an
+ * id outside [0, V) with NaN and the backward skips its token.
+ */
+export interface EmbeddingBinding<B extends Buffers = HostBuffers> {
+  embeddingForward(out: B["f32"], ids: B["i32"], table: B["f32"], N: number, V: number, C: number): void;
+  embeddingBackward(dtable: B["f32"], dout: B["f32"], ids: B["i32"], N: number, V: number, C: number): void;
 }
 
 function idsShape(op: string, ids: Tensor): readonly number[] {

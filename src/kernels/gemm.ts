@@ -8,12 +8,16 @@
  *   input grad   dx[BT, C]  = dy[BT, OC] · W[OC, C]       matmul(dy, W)
  *   weight grad  dW[OC, C] += dy[BT, OC]ᵀ · x[BT, C]      matmul(dy, x, { transA: true, beta: 1, out: dW })
  */
+import type { Buffers, DeviceBuffer, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, finite, formatShape, output } from "./check.js";
 
-/** The native GEMMs (row-major, BLAS-style leading dimensions; see growlm/gemm.h). */
-export interface GemmBinding {
+/**
+ * The native GEMMs (row-major, BLAS-style leading dimensions; see growlm/gemm.h), on typed
+ * arrays (CPU) or DeviceBuffers (binding.cuda, through cuBLAS: native/cuda/gemm.cu).
+ */
+export interface GemmBinding<B extends Buffers = HostBuffers> {
   /** C = alpha * op(A)·op(B) + beta * C in fp32; beta = 0 does not read C. */
   sgemm(
     transA: boolean,
@@ -22,12 +26,12 @@ export interface GemmBinding {
     N: number,
     K: number,
     alpha: number,
-    A: Float32Array,
+    A: B["f32"],
     lda: number,
-    B: Float32Array,
+    B: B["f32"],
     ldb: number,
     beta: number,
-    C: Float32Array,
+    C: B["f32"],
     ldc: number,
   ): void;
   /** The same with bf16 A and B (raw bit patterns) and fp32 C. */
@@ -38,12 +42,40 @@ export interface GemmBinding {
     N: number,
     K: number,
     alpha: number,
-    A: Uint16Array,
+    A: B["bf16"],
     lda: number,
-    B: Uint16Array,
+    B: B["bf16"],
     ldb: number,
     beta: number,
-    C: Float32Array,
+    C: B["f32"],
+    ldc: number,
+  ): void;
+}
+
+/** binding.cuda's GEMM-only functions. */
+export interface GemmCudaBinding {
+  /**
+   * Where cuBLAS loads from (GROWLM_CUBLAS_PATH, libcublas.so.13 or libcublas.so.12), the
+   * library GPU contexts use; throws naming it and every place searched when it is absent.
+   */
+  cublasLibrary(): string;
+  /**
+   * sgemm on TF32 tensor cores (PyTorch's allow_tf32): A and B rounded to TF32 (10 mantissa
+   * bits, round to nearest), products summed in fp32; relative error about 2^-11 per product.
+   */
+  sgemmTf32(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: DeviceBuffer,
+    lda: number,
+    B: DeviceBuffer,
+    ldb: number,
+    beta: number,
+    C: DeviceBuffer,
     ldc: number,
   ): void;
 }

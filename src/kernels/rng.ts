@@ -6,16 +6,18 @@
  * floor(j / 4)); native/include/growlm/rng.h states the exact stream.
  * Seeds and offsets are bigints in [0, 2^64) or non-negative safe integers.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, finite, formatShape } from "./check.js";
 
-export interface RngBinding {
-  rngUniform(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, low: number, high: number): void;
-  rngNormal(out: Float32Array, n: number, seed: bigint | number, offset: bigint | number, mean: number, std: number): void;
-  /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests. */
+/** The fills on a device (B = DeviceBuffers) give the CPU's portable path bit for bit. */
+export interface RngBinding<B extends Buffers = HostBuffers> {
+  rngUniform(out: B["f32"], n: number, seed: bigint | number, offset: bigint | number, low: number, high: number): void;
+  rngNormal(out: B["f32"], n: number, seed: bigint | number, offset: bigint | number, mean: number, std: number): void;
+  /** The raw Philox4x32-10 block (counter [4], key [2] -> 4 words), for known-answer tests (CPU only). */
   philox4x32(counter: Uint32Array, key: Uint32Array): Uint32Array;
-  rngDropout(out: Float32Array, inp: Float32Array, rows: number, C: number, p: number, seed: bigint | number, rowOffsets: BigInt64Array): void;
+  rngDropout(out: B["f32"], inp: B["f32"], rows: number, C: number, p: number, seed: bigint | number, rowOffsets: B["i64"]): void;
 }
 
 export interface RngStream {

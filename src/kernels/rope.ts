@@ -3,13 +3,19 @@
  * head, the pair (x[i], x[i + D/2]) is rotated by positions[b, t] · inv_freq[i] radians,
  * inv_freq[i] = 1 / theta^(2i / D), all in float32 as HF computes it.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite, output } from "./check.js";
 
-export interface RopeBinding {
-  ropeForward(out: Float32Array, inp: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number): void;
-  ropeBackward(dinp: Float32Array, dout: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number): void;
+/**
+ * The binding's RoPE ops: typed arrays on the CPU, DeviceBuffers under binding.cuda (where
+ * positions are not range-checked: on a device they index nothing, so a negative one only
+ * rotates the other way).
+ */
+export interface RopeBinding<B extends Buffers = HostBuffers> {
+  ropeForward(out: B["f32"], inp: B["f32"], positions: B["i32"], B: number, T: number, H: number, D: number, theta: number): void;
+  ropeBackward(dinp: B["f32"], dout: B["f32"], positions: B["i32"], B: number, T: number, H: number, D: number, theta: number): void;
 }
 
 /** A finite number > 0 (hyperparameters that divide or are raised to a power). */

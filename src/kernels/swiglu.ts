@@ -3,13 +3,15 @@
  * elementwise on tensors of any (equal) shape. Finite inputs give finite outputs however
  * large |gate| is.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimNames, expectShape, output } from "./check.js";
 
-export interface SwigluBinding {
-  swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  swigluBackward(dgate: Float32Array, dup: Float32Array, dout: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+/** The binding's SwiGLU ops: typed arrays on the CPU, DeviceBuffers under binding.cuda. */
+export interface SwigluBinding<B extends Buffers = HostBuffers> {
+  swigluForward(out: B["f32"], gate: B["f32"], up: B["f32"], n: number): void;
+  swigluBackward(dgate: B["f32"], dup: B["f32"], dout: B["f32"], gate: B["f32"], up: B["f32"], n: number): void;
 }
 
 function same(op: string, name: string, t: Tensor, shape: readonly number[]): void {

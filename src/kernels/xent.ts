@@ -3,25 +3,31 @@
  * torch.nn.functional.cross_entropy with `ignore_index`: logits [N, V] float32, targets
  * int32 [N]; rows whose target is `ignoreIndex` (Hugging Face: -100) do not count.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite, integer, output } from "./check.js";
 
-export interface XentBinding {
+/**
+ * On a device (B = DeviceBuffers) the forward range-checks the targets in its kernel and
+ * throws after the pass; the backward does not check them (an out-of-range target loses only
+ * its one-hot).
+ */
+export interface XentBinding<B extends Buffers = HostBuffers> {
   crossEntropyForward(
-    losses: Float32Array | null,
-    lse: Float32Array,
-    logits: Float32Array,
-    targets: Int32Array,
+    losses: B["f32"] | null,
+    lse: B["f32"],
+    logits: B["f32"],
+    targets: B["i32"],
     N: number,
     V: number,
     ignoreIndex: number,
   ): { lossSum: number; count: number };
   crossEntropyBackward(
-    dlogits: Float32Array,
-    logits: Float32Array,
-    lse: Float32Array,
-    targets: Int32Array,
+    dlogits: B["f32"],
+    logits: B["f32"],
+    lse: B["f32"],
+    targets: B["i32"],
     N: number,
     V: number,
     ignoreIndex: number,

@@ -228,6 +228,14 @@ class Workspace extends NativeBuffers {
 }
 
 /**
+ * Token rows up to which forwardCached fuses the products sharing an input (q, k, v; gate,
+ * up) into one over their adjacent weights: the native few-row product's limit, where a
+ * product streams its weights once and costs one pool job, so fusing saves two jobs and
+ * two passes over the input per layer and the copies out of the fused rows are tiny.
+ */
+const FUSED_ROWS = 8;
+
+/**
  * Buffers of forwardCached for up to `capacity` new tokens (rows × new tokens per row), grown
  * on demand and reused across calls (a prefill, then single-token steps).
  */
@@ -236,6 +244,8 @@ class DecodeWorkspace extends NativeBuffers {
   readonly att: F32; readonly mid: F32; readonly gate: F32; readonly up: F32; readonly act: F32;
   readonly hb: BF16 | null; readonly attb: BF16 | null; readonly actb: BF16 | null;
   readonly positions: Int32Array;
+  /** [FUSED_ROWS, C + 2·kvC] and [FUSED_ROWS, 2·I]: the fused products of a decoding step. */
+  readonly qkv: F32; readonly gateUp: F32;
 
   constructor(readonly capacity: number, config: LlamaConfig, bf16: boolean) {
     super();
@@ -260,6 +270,8 @@ class DecodeWorkspace extends NativeBuffers {
     this.attb = b(N * C);
     this.actb = b(N * I);
     this.positions = this.alloc(N, "int32") as Int32Array;
+    this.qkv = f(FUSED_ROWS * (C + 2 * kvC));
+    this.gateUp = f(FUSED_ROWS * 2 * I);
   }
 
 }
@@ -667,9 +679,21 @@ export class LlamaModel {
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       this.#normForward(2 * l, h, rstd, x, layerParamName(l, "input_layernorm"), N, T);
       const h1 = this.#operand(h, hb, N * C);
-      gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
-      gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
-      gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+      const qkvWeight = N <= FUSED_ROWS ? this.#adjacentWeights(l, ["q_proj", "k_proj", "v_proj"]) : null;
+      if (qkvWeight) {
+        // Each element gets the same operations as in three products: same bits.
+        const W = C + 2 * kvC;
+        gemm(false, true, N, W, C, h1, qkvWeight, 0, ws.qkv);
+        for (let r = 0; r < N; r++) {
+          q.set(ws.qkv.subarray(r * W, r * W + C), r * C);
+          k.set(ws.qkv.subarray(r * W + C, r * W + C + kvC), r * kvC);
+          v.set(ws.qkv.subarray(r * W + C + kvC, (r + 1) * W), r * kvC);
+        }
+      } else {
+        gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
+        gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
+        gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+      }
       binding.ropeForward(q, q, positions, B, T, H, D, cfg.rope_theta);
       binding.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
       const keys = cache.keys(l);
@@ -685,8 +709,17 @@ export class LlamaModel {
       binding.add(mid, mid, x, N * C);
       this.#normForward(2 * l + 1, h, rstd, mid, layerParamName(l, "post_attention_layernorm"), N, T);
       const h2 = this.#operand(h, hb, N * C);
-      gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
-      gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+      const gateUpWeight = N <= FUSED_ROWS ? this.#adjacentWeights(l, ["gate_proj", "up_proj"]) : null;
+      if (gateUpWeight) {
+        gemm(false, true, N, 2 * I, C, h2, gateUpWeight, 0, ws.gateUp);
+        for (let r = 0; r < N; r++) {
+          gate.set(ws.gateUp.subarray(2 * r * I, (2 * r + 1) * I), r * I);
+          up.set(ws.gateUp.subarray((2 * r + 1) * I, (2 * r + 2) * I), r * I);
+        }
+      } else {
+        gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
+        gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+      }
       binding.swigluForward(act, gate, up, N * I);
       gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
       if (dropout) binding.rngDropout(x, x, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l + 1));
@@ -769,6 +802,21 @@ export class LlamaModel {
 
   #lw(l: number, kind: ModuleKind): F32 | BF16 {
     return this.#w(layerParamName(l, kind));
+  }
+
+  /**
+   * Layer l's weights `kinds` as one matrix (their rows one after the other) when the
+   * layout stores them back to back without alignment padding between them, else null.
+   */
+  #adjacentWeights(l: number, kinds: readonly ModuleKind[]): F32 | BF16 | null {
+    const entries = kinds.map((kind) => this.layout.entry(layerParamName(l, kind)));
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i]!.offset !== entries[i - 1]!.offset + entries[i - 1]!.numel) return null;
+    }
+    const flat = this.paramsBf16 ? this.paramsBf16.data : this.params.data;
+    const first = entries[0]!;
+    const last = entries[entries.length - 1]!;
+    return flat.subarray(first.offset, last.offset + last.numel);
   }
 
   /** The bf16 copy of `src` when in bf16 mode (written into `dst`), else src itself. */

@@ -13,12 +13,13 @@
  * (src/train/data-parallel.ts).
  *
  * Backends: "tcp" runs on any machine (processes on one or several hosts, rank-ordered sums,
- * so results are reproducible run to run); "nccl" belongs to the CUDA backend and is refused
- * with a clear message in a build without it. Both share the rendezvous store
+ * so results are reproducible run to run); "nccl" (src/train/comm-nccl.ts) runs between GPUs
+ * with the CUDA backend, and fails before any rendezvous with a message naming libnccl.so.2
+ * where NCCL is not installed (or naming the missing CUDA backend or device). Both share the rendezvous store
  * (src/train/comm-store.ts), which is where NCCL's unique id travels from rank 0 to the others.
  */
 import { GrowlmError } from "../errors.js";
-import { runtimeInfo } from "../runtime.js";
+import { NcclCommunicator } from "./comm-nccl.js";
 import { TcpCommunicator } from "./comm-tcp.js";
 
 /** What an all-reduce computes: the element-wise sum over ranks, or that sum divided by the world size. */
@@ -144,12 +145,7 @@ export async function initProcessGroup(env: DistributedEnv, options: ProcessGrou
     throw new GrowlmError(op, `the timeout must be a positive number of seconds but is ${timeoutSeconds}`);
   }
   if (backend === "tcp") return TcpCommunicator.connect(env, timeoutSeconds * 1000);
-  if (backend === "nccl") {
-    throw new GrowlmError(
-      op,
-      `the "nccl" backend needs growlm's CUDA backend, and this build has only ${runtimeInfo().backends.join(", ")}; use the "tcp" backend (--ddp_backend tcp) for CPU training`,
-    );
-  }
+  if (backend === "nccl") return NcclCommunicator.connect(env, timeoutSeconds * 1000);
   throw new GrowlmError(op, `the backend must be one of ${COMM_BACKENDS.join(", ")} but is ${JSON.stringify(backend)}`);
 }
 

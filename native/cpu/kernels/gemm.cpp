@@ -21,12 +21,14 @@
 // origins are always multiples of MR and NR.
 //
 // Few rows (AVX-512): a linear layer's forward at decode time, C[M <= 8, N] = A·Bᵀ with B
-// [N, K] contiguous along k, skips the packing of B. gemm_small_m streams B's rows in place:
-// 16 columns x 16 k are loaded, transposed in registers and consumed at once by M-row
-// tiles (A transposed once per call), one pool job for the whole product. Each element of
-// C still gets exactly the packed path's operations (k ascending inside the same KC
-// slices, one FMA or vdpbf16ps per k or k-pair, the same alpha/beta update per slice), so
-// its bits do not depend on which path ran, nor on M.
+// [N, K] contiguous along k, skips the packing of B; one pool job for the whole product,
+// A transposed once per call. fp32 B is read in place by small_m_rows_tile: vectors over
+// the (up to 8) rows of C, one broadcast element of B per FMA, 16 rows of B streamed side
+// by side while the next 16 are prefetched. bf16 B (small_m_tile) is loaded 16 columns x
+// 16 k at a time and transposed in registers. Each element of C still gets exactly the
+// packed path's operations (k ascending inside the same KC slices, one FMA or vdpbf16ps
+// per k or k-pair, the same alpha/beta update per slice), so its bits do not depend on
+// which path ran, nor on M.
 //
 // bf16: with AVX512_BF16 (Context::bf16_dot) Ã and B̃ hold k-pairs of bf16 in 32-bit words
 // and gemm_bf16_avx512bf16.cpp's vdpbf16ps kernel consumes them; otherwise bf16 is widened
@@ -35,6 +37,7 @@
 #include "growlm/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -86,6 +89,10 @@ constexpr int64_t PACK_GRAIN = 4;
 // Columns of C per task when tasks split N (small M): about 256, 8 or more tasks at
 // N >= 2048.
 constexpr int64_t TASK_COLUMNS = 256;
+// The few-row path's tasks: about 128 columns (for K = 512, 256 KiB of fp32 B), so even
+// N = 512 makes 4 tasks and a thread that the OS slows down hands part of its share over;
+// a product there is a few tens of microseconds, so one late thread is felt.
+constexpr int64_t SMALL_M_TASK_COLUMNS = 128;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -212,7 +219,7 @@ constexpr int SMALL_M = 8;  // rows of the few-row path: R accumulators + 16 tra
 
 // Few-row product without packing B (see the file comment): C[m, j0 .. j0 + 16) for m < R
 // over one K slice [k0, k0 + kc), B read in place as [N, K] (row stride ldb, rows past N
-// read as zero), A given transposed as at[k·R + m] (the slice's part of gemm_small_m_f32's
+// read as zero), A given transposed as at[k·R + m] (the slice's part of gemm_small_m_widened's
 // copy, so that every broadcast comes from one base pointer). `cols` (1..16) columns are
 // stored. (One tile at a time: the transposes, not the FMA chains, bound it.)
 template <int R, class S>
@@ -259,6 +266,58 @@ void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __r
       out = (vec)_mm512_fmadd_ps(_mm512_set1_ps(beta), old, _mm512_mul_ps(_mm512_set1_ps(alpha), (__m512)acc[i]));
     }
     _mm512_mask_storeu_ps(row, store, (__m512)out);
+  }
+}
+
+// Few rows, fp32 B: vectors run over the R >= M rows of C instead of its columns, so B is
+// read in place, one broadcast element per FMA, and nothing is transposed (the transposes
+// bound small_m_tile below the memory bandwidth). A tile is J columns of C over one K slice:
+// J accumulators, each R rows of one column, fed by J rows of B read front to back. `at`
+// is A transposed and zero-padded to R rows, at[k·R + m]. Columns past `cols` repeat the
+// last one (never stored), so every load stays inside B. Each row is prefetched at the same
+// k on the row J further, which the next tile reads (past the end of B a prefetch is a
+// no-op, it cannot fault): with the hardware prefetcher alone, facing J interleaved
+// streams, the 8192 x 512 LM head ran at about 14 GB/s against about 25 of plain reading
+// on Zen 4 with 2 threads, 17-19 with this. Per element of C the operations are
+// small_m_tile's: one FMA per k ascending, then alpha·acc (and beta·C fused).
+constexpr int ROWS_TILE = 16;  // J: 16 accumulators + A's column + spare registers
+
+// R-lane vectors (GCC ignores vector_size on a type that depends on a template parameter).
+template <int R> struct RowVec;
+template <> struct RowVec<4> { typedef float type __attribute__((vector_size(16))); };
+template <> struct RowVec<8> { typedef float type __attribute__((vector_size(32))); };
+
+template <int R, int J>
+void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
+                       const float* __restrict b, int64_t ldb, float* __restrict c,
+                       int64_t ldc, float alpha, float beta) {
+  using rvec = typename RowVec<R>::type;
+  const float* row[J];
+#pragma GCC unroll 32
+  for (int j = 0; j < J; ++j) row[j] = b + std::min(j, cols - 1) * ldb;
+  rvec acc[J];
+#pragma GCC unroll 32
+  for (int j = 0; j < J; ++j) acc[j] = rvec{};
+  auto step = [&](int64_t k) {
+    const rvec a = *reinterpret_cast<const rvec*>(at + k * R);
+#pragma GCC unroll 32
+    for (int j = 0; j < J; ++j) acc[j] += row[j][k] * a;
+  };
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+#pragma GCC unroll 32
+    for (int j = 0; j < J; ++j) __builtin_prefetch(row[j] + J * ldb + k);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t) step(k + t);
+  }
+  for (; k < kc; ++k) step(k);
+  for (int j = 0; j < cols; ++j) {
+    const rvec out = alpha * acc[j];
+    for (int m = 0; m < M; ++m) {
+      float* p = c + m * ldc + j;
+      // beta·C + alpha·acc fused as small_m_tile and micro_f32 do.
+      *p = beta == 0.0f ? out[m] : std::fma(beta, *p, out[m]);
+    }
   }
 }
 #endif
@@ -544,15 +603,16 @@ bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
   return !trans_a && trans_b && M >= 1 && M <= SMALL_M && N >= 1 && K >= 1 && alpha != 0.0f;
 }
 
-// Tasks are chunks of tiles of `width` columns (about TASK_COLUMNS columns, a multiple of the
-// thread count where there are enough tiles); each walks its tiles and, per tile, the K
-// slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice [pc, pc + kc).
+// Tasks are chunks of tiles of `width` columns (about SMALL_M_TASK_COLUMNS columns, a
+// multiple of the thread count where there are enough tiles); each walks its tiles and, per
+// tile, the K slices. `tile(cols, pc, kc, b, c, beta_k)` computes one tile over the slice
+// [pc, pc + kc).
 template <class S, class Tile>
 void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* B, int64_t ldb,
                   float beta, float* C, const Context& ctx, Tile tile) {
   const int64_t threads = ctx.pool->size();
   const int64_t tiles = ceil_div(N, width);
-  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, std::max<int64_t>(1, TASK_COLUMNS / width)), threads));
+  const int64_t chunks = std::min(tiles, round_up(ceil_div(tiles, std::max<int64_t>(1, SMALL_M_TASK_COLUMNS / width)), threads));
   ctx.pool->run(chunks, [&](int64_t task, int) {
     const int64_t t0 = task * tiles / chunks, t1 = (task + 1) * tiles / chunks;
     for (int64_t t = t0; t < t1; ++t) {
@@ -564,16 +624,33 @@ void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* 
   });
 }
 
-template <class S>
-void gemm_small_m_f32(int64_t M, int64_t N, int64_t K, float alpha, const S* A, int64_t lda,
-                      const S* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                      const Context& ctx) {
-  // A transposed (and widened) once, [K][M], in the calling thread's buffer.
+// fp32: A transposed once into the calling thread's buffer, [K][R] with R = 4 or 8 lanes
+// (rows past M zero), then tiles of ROWS_TILE columns.
+void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                       int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                       int64_t ldc, const Context& ctx) {
+  const int64_t R = M <= 4 ? 4 : 8;
+  auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(R * K) * sizeof(float)));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < R; ++i) at[k * R + i] = i < M ? A[i * lda + k] : 0.0f;
+  const int m = static_cast<int>(M);
+  gemm_small_m(N, K, ROWS_TILE, KC, B, ldb, beta, C, ctx,
+               [&](int cols, int64_t pc, int64_t kc, const float* b, float* c, float beta_k) {
+                 if (R == 4) return small_m_rows_tile<4, ROWS_TILE>(m, cols, kc, at + pc * 4, b, ldb, c, ldc, alpha, beta_k);
+                 small_m_rows_tile<8, ROWS_TILE>(m, cols, kc, at + pc * 8, b, ldb, c, ldc, alpha, beta_k);
+               });
+}
+
+// bf16 B widened to fp32 (no vdpbf16ps): A transposed and widened once, [K][M], in the
+// calling thread's buffer; small_m_tile's in-register transposes widen B as they go.
+void gemm_small_m_widened(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                          int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C,
+                          int64_t ldc, const Context& ctx) {
   auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(M * K) * sizeof(float)));
   for (int64_t i = 0; i < M; ++i)
     for (int64_t k = 0; k < K; ++k) at[k * M + i] = widen(A[i * lda + k]);
   gemm_small_m(N, K, 16, KC, B, ldb, beta, C, ctx,
-               [&](int cols, int64_t pc, int64_t kc, const S* b, float* c, float beta_k) {
+               [&](int cols, int64_t pc, int64_t kc, const uint16_t* b, float* c, float beta_k) {
                  const float* a = at + pc * M;
                  switch (M) {
                    case 1: return small_m_tile<1>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
@@ -614,7 +691,7 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float 
            int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
   if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha))
-    return gemm_small_m_f32(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+    return gemm_small_m_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
 #endif
   gemm_packed<F32Path<float>>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, A, lda,
                               B, ldb, beta, C, ldc, ctx);
@@ -626,7 +703,7 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
 #if defined(GROWLM_ISA_avx512)
   const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha);
   if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
-  if (few_rows) return gemm_small_m_f32(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+  if (few_rows) return gemm_small_m_widened(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
     return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,
                                     A, lda, B, ldb, beta, C, ldc, ctx);

@@ -16,6 +16,8 @@
 #include <string>
 
 #include "growlm/adamw.h"
+#include "growlm/gemm.h"
+#include "growlm/xent.h"
 
 namespace growlm {
 
