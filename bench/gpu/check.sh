@@ -134,7 +134,7 @@ say ""
 say "=== stage libraries"
 lib_status=ok
 find_pip_library() {  # directory of the first file named $1 under the nvidia pip packages
-  timeout 60 python3 - "$1" <<'PY' 2>/dev/null
+  timeout 20 python3 - "$1" <<'PY' 2>/dev/null
 import os, sys
 import nvidia
 for base in nvidia.__path__:

@@ -3,7 +3,8 @@
  *
  * The GPU check's verdicts on two stage outputs (bench/gpu/check.sh):
  *   info   growlm info --json: the CUDA backend was compiled (with nvcc; the emulator needs
- *          none), cuda.emulated matches GROWLM_CUDA_EMULATE, and a device is usable
+ *          none), cuda.emulated matches GROWLM_CUDA_EMULATE, a device is usable, and on a GPU
+ *          cuBLAS loads (NCCL is reported: one GPU needs none)
  *   tests  vitest's JSON report of test/cuda: prints the counts and the skipped tests; fails
  *          when a test failed or when most were skipped (describeCuda blocks skip where no
  *          device is usable, which vitest itself calls a success; on a GPU only tests that need
@@ -11,7 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 
-import type { CudaInfo } from "../../src/device.js";
+import type { CudaInfo, LibraryStatus } from "../../src/device.js";
 
 /** The fields of vitest's JSON reporter that the check reads. */
 export interface VitestReport {
@@ -29,12 +30,16 @@ if ((what !== "info" && what !== "tests") || !file) {
 }
 const problems: string[] = [];
 if (what === "info") {
-  const cuda = (JSON.parse(readFileSync(file, "utf8")) as { cuda: CudaInfo }).cuda;
+  const cuda = (JSON.parse(readFileSync(file, "utf8")) as { cuda: CudaInfo & { libraries?: Record<string, LibraryStatus> } }).cuda;
   const emulated = process.env.GROWLM_CUDA_EMULATE === "1";
   if (!cuda.compiled && !emulated) problems.push("the addon was built without nvcc: it has no CUDA backend");
   if (cuda.emulated !== emulated) problems.push(`cuda.emulated is ${cuda.emulated} but GROWLM_CUDA_EMULATE=${process.env.GROWLM_CUDA_EMULATE ?? ""}`);
   if (cuda.devices.length === 0) problems.push(`no CUDA device is usable: ${cuda.unavailableReason}`);
   else console.log(`cuda:0 is ${cuda.devices[0]!.name} (sm ${cuda.devices[0]!.computeCapability})${cuda.emulated ? " [emulated]" : ""}`);
+  for (const [name, lib] of Object.entries(cuda.libraries ?? {})) {
+    console.log(`${name}: ${lib.path ?? `not loadable: ${lib.error ?? "?"}`}`);
+    if (name === "cublas" && !emulated && lib.path === undefined) problems.push("cuBLAS cannot be loaded: every GEMM on the GPU would fail");
+  }
 } else {
   const r = JSON.parse(readFileSync(file, "utf8")) as VitestReport;
   const skipped = r.numPendingTests + r.numTodoTests;
