@@ -153,7 +153,7 @@ for spec in "cuBLAS GROWLM_CUBLAS_PATH libcublas.so.13 libcublas.so.12" "NCCL GR
   fi
   found=""
   for soname in $sonames; do
-    if ldconfig -p 2>/dev/null | grep -q " $soname "; then found="system ($soname in the ld.so cache)"; break; fi
+    if ldconfig -p 2>/dev/null | grep -Eq "^[[:space:]]*${soname//./\\.} "; then found="system ($soname in the ld.so cache)"; break; fi
     if dir=$(find_pip_library "$soname"); then
       export "$var=$dir"
       export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -92,7 +92,7 @@ for (const b of benches) {
   for (const r of b.records) {
     lines.push(`  ${r.case.padEnd(52)} ${format(r.value).padStart(7)} ${r.unit}  ${r.baseline === "none" ? "" : `${format(r.ratio)}× ${r.baseline} (${format(r.baseline_value)})`}`);
   }
-  for (const t of b.targets) lines.push(`  target: ${t.case}: at least ${t.min_ratio}× ${t.baseline}: ${t.met ? "met" : "MISSED"} (${format(t.ratio)}×)`);
+  for (const t of b.targets) lines.push(`  target: ${t.case}: at least ${t.min_ratio}× ${t.baseline}: ${t.met ? "met" : "MISSED"} (${format(t.ratio)}×)${b.smoke ? " [smoke sizes: meaningless]" : ""}`);
   for (const f of b.failures) lines.push(`  FAILED ${f.split("\n")[0]}`);
 }
 const summary = lines.join("\n") + "\n";
