@@ -127,9 +127,8 @@ export interface CompareOptions {
 
 export interface GpuBenchContext {
   readonly options: HarnessOptions;
-  /** PyTorch with CUDA, or null (then `torchSkipped` says why). */
+  /** PyTorch with CUDA, or null (run.ts prints why). */
   readonly torch: TorchServer | null;
-  readonly torchSkipped: string;
   /** The device-to-device copy, to compare bandwidth-bound kernels with (bytes read + written). */
   readonly copy: Timed;
   /** Bytes read + written by one `copy` call. */
@@ -155,7 +154,7 @@ export interface GpuBenchSuite {
 const SCALE: Record<GpuUnit, number> = { "TFLOP/s": 1e12, "GB/s": 1e9, "tokens/s": 1 };
 
 /** The context suites run in; `suite()` names the suite now running (for the records). */
-export function createContext(suite: () => string, options: HarnessOptions, torch: TorchServer | null, torchSkipped: string, output: GpuBenchOutput): GpuBenchContext {
+export function createContext(suite: () => string, options: HarnessOptions, torch: TorchServer | null, output: GpuBenchOutput): GpuBenchContext {
   const copyBytes = options.smoke ? 1 << 20 : 1 << 29; // 512 MiB each way: far beyond the 50 MB L2
   const src = binding.cuda.alloc(options.device, copyBytes);
   const dst = binding.cuda.alloc(options.device, copyBytes);
@@ -165,7 +164,6 @@ export function createContext(suite: () => string, options: HarnessOptions, torc
   const ctx: GpuBenchContext = {
     options,
     torch,
-    torchSkipped,
     copy,
     copyWork: 2 * copyBytes,
     notes: output.notes,
@@ -187,8 +185,13 @@ export function createContext(suite: () => string, options: HarnessOptions, torc
       for (let r = 0; r < options.rounds; r++) {
         for (const [i, c] of contenders.entries()) {
           if (!usable[i]) continue;
-          const seconds = await c.secondsPerCall();
-          samples[i]!.push(works[i]! / seconds / SCALE[unit]);
+          try {
+            samples[i]!.push(works[i]! / (await c.secondsPerCall()) / SCALE[unit]);
+          } catch (e) {
+            if (i === 0) throw e;
+            usable[i] = false;
+            failures.push(`${c.name}: ${(e as Error).message}`);
+          }
         }
       }
       const values = samples.map((s, i) => (usable[i] ? median(s) : NaN));

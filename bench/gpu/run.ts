@@ -94,7 +94,7 @@ const output: GpuBenchOutput = {
   failures: [],
 };
 let current = "";
-const ctx = createContext(() => current, options, torch, torchText, output);
+const ctx = createContext(() => current, options, torch, output);
 for (const suite of suites) {
   current = suite.name;
   console.log(`\n[${suite.name}]`);
