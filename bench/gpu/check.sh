@@ -45,7 +45,8 @@ log=${log:-$work/check.log}
 failed=0
 deadline=$(( SECONDS + budget ))
 
-# Node runs the TypeScript as is (tsx); vitest from node_modules (no npx: the device kit has no npm).
+# Node runs the TypeScript as is (tsx); vitest from node_modules (no npx: the device kit has no
+# npm), without colours (the log is a results file).
 ts() { node --import tsx "$@"; }
 export -f ts
 
@@ -179,7 +180,7 @@ stage info 40 "ts src/cli/index.ts info --json >'$work/info.json' && cat '$work/
 
 # ---- tests ----
 stage tests 110 "
-  node node_modules/vitest/vitest.mjs run test/cuda --reporter=default --reporter=json --outputFile='$work/tests.json'
+  NO_COLOR=1 node node_modules/vitest/vitest.mjs run test/cuda --reporter=default --reporter=json --outputFile='$work/tests.json'
   rc=\$?
   ts bench/gpu/verify.ts tests '$work/tests.json' && exit \$rc
 "
