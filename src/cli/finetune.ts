@@ -102,6 +102,7 @@ async function runPredict(values: Map<string, FlagValue>, options: FinetuneOptio
   const argv = ["--model", modelDir, "--dataset", options.dataset, "--split", "test", "--out", predictions, "--dataset_format", options.datasetFormat, "--source_max_len", String(options.sourceMaxLen)];
   for (const name of passOn) if (values.has(name)) argv.push(`--${name}`, String(values.get(name)));
   if (options.bf16) argv.push("--bf16", "true");
+  argv.push("--device", options.device);
   await predict.run(argv);
   // --compute_* choose the metrics; without any, --task picks the study's set for that task.
   const chosen = (["bleu", "rouge", "sari"] as const).filter((m) => values.get(`compute_${m}`) === true);

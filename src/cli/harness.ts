@@ -37,7 +37,7 @@ export const harness: Command = {
   summary: "score multiple-choice benchmarks by log-likelihood as lm-evaluation-harness does (acc, acc_norm, stderr, groups)",
   usage:
     "growlm harness --model DIR --tasks piqa,boolq --data_dir DIR --out results.json [--num_fewshot 0] [--limit N]\n" +
-    "                   [--batch_size 32] [--max_batch_tokens 8192] [--seed 1234] [--bf16] [--add_bos_token true|false]\n" +
+    "                   [--batch_size 32] [--max_batch_tokens 8192] [--seed 1234] [--bf16] [--device cpu|cuda|cuda:N] [--add_bos_token true|false]\n" +
     "                   [--max_length N] [--extra_metrics acc_bytes,exact_match] [--log_samples]\n\n" +
     "  tasks: piqa, boolq, hellaswag, winogrande, arc_easy, arc_challenge, crows_pairs_english, mmlu (57 subjects;\n" +
     "  also mmlu_stem, mmlu_other, mmlu_social_sciences, mmlu_humanities, mmlu_<subject>). Each task reads\n" +
@@ -62,6 +62,7 @@ export const harness: Command = {
         max_batch_tokens: { type: "string", default: "8192" },
         seed: { type: "string" },
         bf16: { type: "boolean", default: false },
+        device: { type: "string", default: "cpu" },
         add_bos_token: { type: "string" },
         max_length: { type: "string" },
         extra_metrics: { type: "string" },
@@ -87,7 +88,7 @@ export const harness: Command = {
     const startTime = performance.now();
     const date = Date.now() / 1000;
     const tokenizer = await loadTokenizer(modelDir);
-    const model = loadPretrained(modelDir, { matmul: values.bf16 ? "bfloat16" : "float32" });
+    const model = loadPretrained(modelDir, { matmul: values.bf16 ? "bfloat16" : "float32", device: values.device });
     try {
       const maxLength = values.max_length === undefined ? model.config.max_position_embeddings : integerFlag(COMMAND, "max_length", values.max_length, 1, model.config.max_position_embeddings);
       // Long runs report progress on stderr, at most every 30 s.

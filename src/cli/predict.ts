@@ -34,6 +34,7 @@ const FLAGS: Record<string, FlagSpec> = {
   no_repeat_ngram_size: { kind: "int" },
   seed: { kind: "int" },
   bf16: { kind: "bool" },
+  device: { kind: "string" },
   json: { kind: "bool" },
 };
 
@@ -50,7 +51,7 @@ export const predict: Command = {
     "growlm predict --model DIR --dataset FILE --out predictions.jsonl [--split test] [--dataset_format none|prompt|alpaca]\n" +
     "    [--max_new_tokens 256] [--min_new_tokens 0] [--num_beams 1] [--length_penalty 1.0] [--early_stopping false|true|never]\n" +
     "    [--do_sample] [--temperature 1.0] [--top_k 50] [--top_p 1.0] [--repetition_penalty 1.0] [--no_repeat_ngram_size 0]\n" +
-    "    [--seed 42] [--per_device_eval_batch_size 8] [--source_max_len 1024] [--max_test_samples N] [--task simp] [--bf16] [--json]\n\n" +
+    "    [--seed 42] [--per_device_eval_batch_size 8] [--source_max_len 1024] [--max_test_samples N] [--task simp] [--bf16] [--device cpu|cuda|cuda:N] [--json]\n\n" +
     '  FILE: the study\'s preprocessed JSON {"train": [...], "eval": [...], "test": [...]} of {input, output, src_info, index},\n' +
     "  or JSONL of {input, output} (all of it the split asked for). Each output line is the example with its formatted\n" +
     '  prompt as "input", plus "prediction_with_input" and "prediction". The prompt is BOS + the formatted input, truncated\n' +
@@ -87,7 +88,7 @@ export const predict: Command = {
     if (examples.length === 0) throw new GrowlmError(op, `${file} has no "${split}" examples${filter ? ` with src_info.${filter.key} = ${filter.value}` : ""}`);
 
     const tokenizer = await loadTokenizer(dir);
-    const model = loadPretrained(dir, { matmul: get("bf16", false) ? "bfloat16" : "float32" });
+    const model = loadPretrained(dir, { matmul: get("bf16", false) ? "bfloat16" : "float32", device: get("device", "cpu") });
     try {
       const gen = readGenerationConfig(dir);
       const eos = gen?.eos_token_id ?? model.config.eos_token_id ?? tokenizer.eosId;

@@ -42,6 +42,7 @@ const FLAGS: Record<string, FlagSpec> = {
   validation_share: { kind: "float" },
   seed: { kind: "int" },
   bf16: { kind: "bool" },
+  device: { kind: "string" },
   gradient_checkpointing: { kind: "bool" },
   grow_at_tokens: { kind: "float" },
   growth_operator: { kind: "string", choices: DEPTH_OPERATORS },
@@ -69,7 +70,7 @@ export const pretrain: Command = {
     "growlm pretrain (--config CFG.json | --model_name_or_path DIR) --corpus FILE --output_dir DIR [--tokenizer byte|DIR]\n" +
     "                [--block_size 128] [--per_device_train_batch_size 8] [--max_tokens N] [--learning_rate 1e-3]\n" +
     "                [--lr_scheduler_type cosine] [--warmup_ratio 0.05] [--weight_decay 0.1] [--max_grad_norm 1]\n" +
-    "                [--adam_beta1 0.9] [--adam_beta2 0.95] [--eval_steps 50] [--validation_share 0.05] [--seed 42] [--bf16]\n" +
+    "                [--adam_beta1 0.9] [--adam_beta2 0.95] [--eval_steps 50] [--validation_share 0.05] [--seed 42] [--bf16] [--device cpu|cuda|cuda:N]\n" +
     "                [--grow_at_tokens d --growth_operator stack (--growth_factor g | --growth_layers L')\n" +
     "                 [--width_operator direct --hidden_size C --intermediate_size I] [--mask_warmup_steps K]\n" +
     "                 [--optimizer_state reset|carry] [--baseline true|false] [--baseline_budget tokens|flops]]\n\n" +
@@ -100,7 +101,9 @@ export const pretrain: Command = {
     const tokenizerArg = get<string>("tokenizer", modelDir !== "" ? modelDir : "byte");
     const tokenizer = tokenizerArg === "byte" ? byteLevelTokenizer() : await loadTokenizer(tokenizerArg);
     const seed = get("seed", 42);
-    const modelOptions = { matmul: get("bf16", false) ? ("bfloat16" as const) : ("float32" as const), recompute: get("gradient_checkpointing", false) };
+    const modelOptions = {
+      matmul: get("bf16", false) ? ("bfloat16" as const) : ("float32" as const), recompute: get("gradient_checkpointing", false), device: get("device", "cpu"),
+    };
     let model: LlamaModel;
     if (configFile) {
       let raw: unknown;

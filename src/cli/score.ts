@@ -13,7 +13,7 @@ export const score: Command = {
   name: "score",
   summary: "log-probability of every next token of token-id sequences under a model",
   usage:
-    "growlm score --model DIR --ids IDS.json --out OUT.json [--max_batch_tokens 8192] [--bf16]\n\n" +
+    "growlm score --model DIR --ids IDS.json --out OUT.json [--max_batch_tokens 8192] [--bf16] [--device cpu|cuda|cuda:N]\n\n" +
     '  IDS.json: a JSON list of token-id lists. OUT.json: {"loss": [mean next-token NLL per sequence,\n' +
     '  null when shorter than 2 tokens], "token_logprobs": [[log p of each actual next token]]}.',
   run(argv) {
@@ -25,6 +25,7 @@ export const score: Command = {
         out: { type: "string" },
         max_batch_tokens: { type: "string", default: "8192" },
         bf16: { type: "boolean", default: false },
+        device: { type: "string", default: "cpu" },
       },
     });
     const op = "growlm score";
@@ -41,7 +42,7 @@ export const score: Command = {
     if (!Array.isArray(sequences) || !sequences.every((s) => Array.isArray(s))) {
       throw new GrowlmError(op, `${idsFile} must hold a JSON list of token-id lists`);
     }
-    const model = loadPretrained(dir, { matmul: values.bf16 ? "bfloat16" : "float32" });
+    const model = loadPretrained(dir, { matmul: values.bf16 ? "bfloat16" : "float32", device: values.device });
     try {
       const result = scoreSequences(model, sequences as number[][], { maxBatchTokens });
       const json = JSON.stringify({ loss: result.loss.map((l) => (Number.isNaN(l) ? null : l)), token_logprobs: result.tokenLogprobs });

@@ -201,6 +201,7 @@ export class EwcRegularizer {
     readonly fisher: Tensor<"float32">,
     readonly lambda: number,
   ) {
+    if (model.device !== "cpu") throw new GrowlmError("EwcRegularizer", `EWC is not supported on cuda yet (the model is on "${model.device}")`);
     const n = model.layout.numel;
     if (anchor.numel !== n || fisher.numel !== n) throw new GrowlmError("EwcRegularizer", `anchor and Fisher must have the model's ${n} elements`);
   }

@@ -210,7 +210,7 @@ function prefill(model: LlamaModel, prompts: readonly (readonly number[])[], s: 
   const chunk = Math.max(1, Math.floor(PREFILL_TOKENS / B));
   // An ensemble (FiLM members, MC-dropout samples) keeps K rows per row; forwardCached then
   // returns the log of the members' averaged token probabilities.
-  const cache = new KvCache(model.config, maxRows, P + s.maxNewTokens, B, model.inferenceMembers);
+  const cache = new KvCache(model.config, maxRows, P + s.maxNewTokens, B, model.inferenceMembers, model.device);
   const logits = Tensor.empty([maxRows, model.config.vocab_size]);
   const ids = Tensor.empty([B, Math.min(P, chunk)], "int32");
   try {

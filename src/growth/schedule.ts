@@ -87,7 +87,7 @@ export class BranchMask {
  */
 export function growModel(model: LlamaModel, plan: GrowthPlan): LlamaModel {
   checkSource("growModel", model, plan);
-  const grown = new LlamaModel(plan.target, { recompute: model.recompute, matmul: model.matmul, headChunkRows: model.headChunkRows });
+  const grown = new LlamaModel(plan.target, { recompute: model.recompute, matmul: model.matmul, headChunkRows: model.headChunkRows, device: model.device });
   try {
     const params = grown.params.data;
     for (const e of grown.layout.entries) {
@@ -181,6 +181,7 @@ export function growTrainer(trainer: Trainer, plan: GrowthPlan, options: GrowTra
           growMoment(plan, e.name, moment, (name) => sourceView(layout.entry(name), from.data), to.data.subarray(e.offset, e.offset + e.numel));
         }
       }
+      grown.optimizer.markMomentsChanged();
       grown.optimizer.step = old.step;
     }
     const mask = plan.mask ? new BranchMask(model, plan.mask.layers, plan.mask.warmupSteps, grown.step) : null;

@@ -15,9 +15,14 @@
  * An ensemble (FiLM-Ensemble members, MC-dropout samples: LlamaModel.inferenceMembers = K)
  * keeps K rows of keys and values per row, row r's member k in storage row r·K + k; rows,
  * keyBegin, sampleKeys and select() count rows, keys() and values() return the storage rows.
+ *
+ * The keys and values live on the cache's device (the model's: LlamaModel.forwardCached
+ * refuses a cache on another one); keyBegin and sampleKeys stay on the host.
  */
+import type { Buffers, Device } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { Tensor } from "../tensor.js";
+import { type ModelBackend, BufferSet, backendFor } from "./backend.js";
 import { type LlamaConfig, headDim } from "./config.js";
 
 export class KvCache {
@@ -30,15 +35,20 @@ export class KvCache {
   readonly headDim: number;
   /** Storage rows per row (K members; 1 for a plain model). */
   readonly members: number;
+  /** Where the keys and values are. */
+  readonly device: Device;
   /** Filled slots of every row in use. */
   length = 0;
   #rows: number;
-  readonly #keys: Tensor<"float32">[];
-  readonly #values: Tensor<"float32">[];
+  readonly #backend: ModelBackend<Buffers>;
+  readonly #memory: BufferSet<Buffers>;
+  /** Per layer, [maxRows · members, capacity, Hkv, D] on the device. */
+  readonly #keys: Buffers["f32"][];
+  readonly #values: Buffers["f32"][];
   readonly #keyBegin: Tensor<"int32">;
   readonly #sampleKeys: Float64Array;
-  /** Row-sized scratch for select(): copies of rows that are read after being overwritten. */
-  #spare: Float32Array | null = null;
+  /** Scratch for select(): copies of rows that are read after being overwritten. */
+  #spare: { buffer: Buffers["f32"]; length: number; memory: BufferSet<Buffers> } | null = null;
   #disposed = false;
 
   /**
@@ -46,8 +56,9 @@ export class KvCache {
    * @param capacity slots per row: the longest prompt (padded) plus the tokens to generate
    * @param rows rows in use at first (default maxRows)
    * @param members storage rows per row (default 1; LlamaModel.inferenceMembers for an ensemble)
+   * @param device where the keys and values live: the model's device (LlamaModel.device)
    */
-  constructor(config: LlamaConfig, maxRows: number, capacity: number, rows = maxRows, members = 1) {
+  constructor(config: LlamaConfig, maxRows: number, capacity: number, rows = maxRows, members = 1, device: Device = "cpu") {
     const op = "KvCache";
     for (const [name, value] of [["maxRows", maxRows], ["capacity", capacity], ["members", members]] as const) {
       if (!Number.isSafeInteger(value) || value < 1) throw new GrowlmError(op, `"${name}" must be a positive integer but is ${value}`);
@@ -60,9 +71,12 @@ export class KvCache {
     this.headDim = headDim(config);
     this.members = members;
     this.#rows = rows;
-    const shape = [maxRows * members, capacity, this.numKvHeads, this.headDim];
-    this.#keys = Array.from({ length: this.numLayers }, () => Tensor.empty(shape));
-    this.#values = Array.from({ length: this.numLayers }, () => Tensor.empty(shape));
+    this.device = device;
+    this.#backend = backendFor(device);
+    this.#memory = new BufferSet(this.#backend);
+    const n = maxRows * members * capacity * this.slotSize;
+    this.#keys = Array.from({ length: this.numLayers }, () => this.#memory.alloc(n, "f32"));
+    this.#values = Array.from({ length: this.numLayers }, () => this.#memory.alloc(n, "f32"));
     this.#keyBegin = Tensor.zeros([maxRows], "int32");
     this.#sampleKeys = Float64Array.from({ length: maxRows }, (_, r) => r);
   }
@@ -92,13 +106,23 @@ export class KvCache {
     return this.#sampleKeys.subarray(0, this.#rows);
   }
 
-  /** Layer l's keys of the rows in use, `[rows · members, capacity, Hkv, D]` (a view). */
+  /** Layer l's keys of the rows in use, `[rows · members, capacity, Hkv, D]` (a view on the CPU, a copy from a device). */
   keys(l: number): Tensor<"float32"> {
+    return this.#hostRows(this.#keys, l);
+  }
+
+  /** Layer l's values of the rows in use, `[rows · members, capacity, Hkv, D]` (a view on the CPU, a copy from a device). */
+  values(l: number): Tensor<"float32"> {
+    return this.#hostRows(this.#values, l);
+  }
+
+  /** Layer l's key storage of the rows in use on the cache's device (the model writes and reads it). */
+  keyBuffer(l: number): Buffers["f32"] {
     return this.#rowsOf(this.#keys, l);
   }
 
-  /** Layer l's values of the rows in use, `[rows · members, capacity, Hkv, D]` (a view). */
-  values(l: number): Tensor<"float32"> {
+  /** Layer l's value storage of the rows in use on the cache's device. */
+  valueBuffer(l: number): Buffers["f32"] {
     return this.#rowsOf(this.#values, l);
   }
 
@@ -134,19 +158,22 @@ export class KvCache {
     const overwritten = new Set(moved);
     const saved = [...new Set(moved.map((r) => from[r]!).filter((src) => overwritten.has(src)))];
     const slotOf = new Map(saved.map((src, i) => [src, i] as const));
+    const backend = this.#backend;
+    const view = (b: Buffers["f32"], offset: number, n: number): Buffers["f32"] => backend.view(b, offset, n, "f32");
     if (saved.length > 0 && filled > 0 && (this.#spare === null || this.#spare.length < saved.length * filled)) {
-      this.#spare = new Float32Array(saved.length * filled);
+      this.#spare?.memory.dispose();
+      const memory = new BufferSet(backend);
+      this.#spare = { buffer: memory.alloc(saved.length * filled, "f32"), length: saved.length * filled, memory };
     }
     if (filled > 0) {
       for (const storage of [this.#keys, this.#values]) {
-        for (const t of storage) {
-          const data = t.data;
-          saved.forEach((src, i) => this.#spare!.set(data.subarray(src * span, src * span + filled), i * filled));
+        for (const data of storage) {
+          saved.forEach((src, i) => backend.copy(view(this.#spare!.buffer, i * filled, filled), view(data, src * span, filled)));
           for (const r of moved) {
             const src = from[r]!;
             const i = slotOf.get(src);
-            const source = i !== undefined ? this.#spare!.subarray(i * filled, (i + 1) * filled) : data.subarray(src * span, src * span + filled);
-            data.set(source, r * span);
+            const source = i !== undefined ? view(this.#spare!.buffer, i * filled, filled) : view(data, src * span, filled);
+            backend.copy(view(data, r * span, filled), source);
           }
         }
       }
@@ -157,14 +184,25 @@ export class KvCache {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const t of [...this.#keys, ...this.#values, this.#keyBegin]) t.dispose();
+    this.#memory.dispose();
+    this.#keyBegin.dispose();
+    this.#spare?.memory.dispose();
     this.#spare = null;
   }
 
-  #rowsOf(storage: Tensor<"float32">[], l: number): Tensor<"float32"> {
+  #rowsOf(storage: Buffers["f32"][], l: number): Buffers["f32"] {
     this.#checkAlive();
     if (!Number.isInteger(l) || l < 0 || l >= this.numLayers) throw new GrowlmError("KvCache", `layer ${l} is outside [0, ${this.numLayers})`);
-    return storage[l]!.rows(0, this.#rows * this.members) as Tensor<"float32">;
+    return this.#backend.view(storage[l]!, 0, this.#rows * this.members * this.capacity * this.slotSize, "f32");
+  }
+
+  #hostRows(storage: Buffers["f32"][], l: number): Tensor<"float32"> {
+    const rows = this.#rowsOf(storage, l);
+    const shape = [this.#rows * this.members, this.capacity, this.numKvHeads, this.headDim];
+    if (rows instanceof Float32Array) return new Tensor(rows, shape, "float32");
+    const copy = Tensor.empty(shape);
+    this.#backend.download(copy.data, rows);
+    return copy;
   }
 
   #checkAlive(): void {

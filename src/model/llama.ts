@@ -38,8 +38,27 @@
  * loss is the mean over members of each member's NLL, tokenLosses and forwardCached's output
  * come from the members' averaged probabilities p̄ = (1/K) Σ_k softmax(z_k).
  *
+ * Devices. `new LlamaModel(config, { device })` runs the same code on "cpu" (the default)
+ * or a CUDA device ("cuda", "cuda:N"): every kernel call goes through the device's backend
+ * (src/model/backend.ts), whose buffers the parameters, gradients, workspaces and KV caches
+ * are. Token ids, positions and targets are prepared on the host and uploaded once per
+ * forward; token losses and logits come back when the caller asks for them.
+ * On a CUDA device the master parameters, their gradients and the bf16 copy live on the GPU,
+ * and `params`, `param(name)`, `grads`, `grad(name)` and `paramsBf16` are HOST MIRRORS:
+ * - reading `params` (or `param(name)`) after the device copy changed (an optimizer step)
+ *   downloads it first, into the same Tensor; a reference kept across device work is stale
+ *   until the next access, so take `model.params` again after training;
+ * - writing the host mirror and then calling markParamsChanged() (which every writer calls:
+ *   loading, growth, initialize) uploads it: that call is what makes a write visible;
+ * - `grads` / `grad(name)` download the device gradients when a backward or zeroGrad changed
+ *   them; they are a read-only snapshot (writes to them are not uploaded).
+ * On the CPU the mirrors are the buffers themselves and nothing is copied.
+ * FiLM-Ensembles, dropout and MC dropout, logits terms (distillation, LwF), EWC and
+ * data-parallel training are CPU-only so far: a CUDA model refuses them by name.
+ *
  * Checked against a float64 PyTorch reference (tools/torch_llama.py) in test/model/.
  */
+import { type Buffers, type Device, parseDevice } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { binding } from "../native.js";
 import type { FilmEnsemble } from "../probabilistic/film.js";
@@ -47,6 +66,7 @@ import { type DropoutDraw, samplingDropoutDraw, trainingDropoutDraw, trainingDro
 import { Tensor } from "../tensor.js";
 import type { RandomStream } from "../train/random.js";
 import { type LlamaConfig, headDim } from "./config.js";
+import { type ModelBackend, BufferSet, backendFor } from "./backend.js";
 import type { KvCache } from "./kv-cache.js";
 import { LAYER_KINDS, type ModuleKind, ParamLayout, layerParamName } from "./params.js";
 
@@ -67,6 +87,8 @@ export interface LlamaModelOptions {
   matmul?: MatmulPrecision;
   /** Rows of the LM head computed at once (default 256): bounds the logits memory. */
   headChunkRows?: number;
+  /** "cpu" (default), "cuda" (= "cuda:0") or "cuda:N": where parameters, activations and kernels are. */
+  device?: string;
 }
 
 export interface ForwardOptions {
@@ -131,8 +153,15 @@ export interface BackwardOptions {
   onGradientsFinal?: (names: readonly string[]) => void;
 }
 
-type F32 = Float32Array;
-type BF16 = Uint16Array;
+type F32 = Buffers["f32"];
+type BF16 = Buffers["bf16"];
+type I32 = Buffers["i32"];
+
+/** `buffer` as a host array, for the CPU-only features (FiLM, dropout, logits terms); refuses a device buffer. */
+function hostOnly(op: string, feature: string, buffer: F32): Float32Array {
+  if (!(buffer instanceof Float32Array)) throw new GrowlmError(op, `${feature} is not supported on cuda yet`);
+  return buffer;
+}
 
 /** One layer's saved activations (all [B·T, ·] row-major). */
 interface LayerActs {
@@ -142,14 +171,9 @@ interface LayerActs {
   h1b: BF16 | null; attb: BF16 | null; h2b: BF16 | null; actb: BF16 | null;
 }
 
-/** Native buffers owned together and freed together. */
-class NativeBuffers {
+/** Backend buffers and host tensors owned together and freed together. */
+class NativeBuffers extends BufferSet<Buffers> {
   readonly #tensors: Tensor[] = [];
-
-  /** n fresh elements (float32, bf16 bits or int32), freed by dispose(). */
-  protected alloc(n: number, dtype: "float32" | "bfloat16" | "int32"): F32 | BF16 | Int32Array {
-    return this.own(Tensor.empty([n], dtype)).data as F32 | BF16 | Int32Array;
-  }
 
   /** Takes `t` into the set (freed by dispose()). */
   protected own<D extends "float32" | "bfloat16" | "int32">(t: Tensor<D>): Tensor<D> {
@@ -157,7 +181,8 @@ class NativeBuffers {
     return t;
   }
 
-  dispose(): void {
+  override dispose(): void {
+    super.dispose();
     for (const t of this.#tensors) t.dispose();
   }
 }
@@ -167,7 +192,17 @@ class Workspace extends NativeBuffers {
   readonly residual: F32[]; // L + 1 residual-stream states [BT, C]
   readonly layers: LayerActs[]; // L sets, or 1 when recomputing
   readonly hf: F32; readonly rstdf: F32; readonly hfb: BF16 | null;
-  readonly positions: Int32Array; readonly targets: Int32Array; readonly tokenLosses: Tensor<"float32">;
+  /** The default positions (0..T-1 in every row) on the backend. */
+  readonly positions: I32;
+  /** Device scratch for what each forward uploads (ids, caller positions, targets; unused on the CPU). */
+  readonly idsIn: I32; readonly positionsIn: I32; readonly targetsIn: I32;
+  /** Host targets: row (b, t) predicts targetsHost[b·T + t]. */
+  readonly targetsHost: Int32Array;
+  /** The kernels' token losses [B·T] (tokenLosses' own memory on the CPU). */
+  readonly tokenLossesOut: F32;
+  readonly tokenLosses: Tensor<"float32">;
+  /** The embedding gradient's pad row, saved across embeddingBackward [C]. */
+  readonly padRow: F32;
   readonly headLogits: F32; readonly headLse: F32; readonly headLogitsB: BF16 | null;
   // backward scratch
   readonly dres: F32; readonly dtmp: F32; readonly dq: F32; readonly dk: F32; readonly dv: F32;
@@ -180,17 +215,17 @@ class Workspace extends NativeBuffers {
   readonly dgateB: BF16 | null; readonly dupB: BF16 | null;
 
   constructor(
-    readonly B: number, readonly T: number, config: LlamaConfig, recompute: boolean, bf16: boolean, readonly headRows: number,
-    readonly members: number, readonly dropout: boolean,
+    backend: ModelBackend<Buffers>, readonly B: number, readonly T: number, config: LlamaConfig, recompute: boolean, bf16: boolean,
+    readonly headRows: number, readonly members: number, readonly dropout: boolean,
   ) {
-    super();
+    super(backend);
     const N = B * T;
     const C = config.hidden_size;
     const I = config.intermediate_size;
     const H = config.num_attention_heads;
     const kvC = config.num_key_value_heads * headDim(config);
-    const f = (n: number): F32 => this.alloc(n, "float32") as F32;
-    const b = (n: number): BF16 | null => (bf16 ? (this.alloc(n, "bfloat16") as BF16) : null);
+    const f = (n: number): F32 => this.alloc(n, "f32");
+    const b = (n: number): BF16 | null => (bf16 ? this.alloc(n, "bf16") : null);
     this.residual = Array.from({ length: config.num_hidden_layers + 1 }, () => f(N * C));
     this.layers = Array.from({ length: recompute ? 1 : config.num_hidden_layers }, () => ({
       h1: f(N * C), rstd1: f(N), q: f(N * C), k: f(N * kvC), v: f(N * kvC), att: f(N * C), lse: f(B * H * T),
@@ -200,10 +235,16 @@ class Workspace extends NativeBuffers {
     this.hf = f(N * C);
     this.rstdf = f(N);
     this.hfb = b(N * C);
-    this.positions = this.alloc(N, "int32") as Int32Array;
-    for (let i = 0; i < N; i++) this.positions[i] = i % T;
-    this.targets = this.alloc(N, "int32") as Int32Array;
+    this.positions = this.alloc(N, "i32");
+    backend.upload(this.positions, Int32Array.from({ length: N }, (_, i) => i % T));
+    const onDevice = backend.device !== "cpu";
+    this.idsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.positionsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.targetsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.targetsHost = new Int32Array(N);
     this.tokenLosses = this.own(Tensor.empty([B, T]));
+    this.tokenLossesOut = backend.output(this.tokenLosses.data, () => f(N), "f32");
+    this.padRow = f(C);
     this.headLogits = f(headRows * config.vocab_size);
     this.headLse = f(headRows);
     this.headLogitsB = b(headRows * config.vocab_size);
@@ -244,17 +285,19 @@ class DecodeWorkspace extends NativeBuffers {
   readonly att: F32; readonly mid: F32; readonly gate: F32; readonly up: F32; readonly act: F32;
   readonly hb: BF16 | null; readonly attb: BF16 | null; readonly actb: BF16 | null;
   readonly positions: Int32Array;
+  /** Device scratch for the uploaded ids, positions and key begins (unused on the CPU). */
+  readonly idsIn: I32; readonly positionsIn: I32; readonly keyBeginIn: I32;
   /** [FUSED_ROWS, C + 2·kvC] and [FUSED_ROWS, 2·I]: the fused products of a decoding step. */
   readonly qkv: F32; readonly gateUp: F32;
 
-  constructor(readonly capacity: number, config: LlamaConfig, bf16: boolean) {
-    super();
+  constructor(backend: ModelBackend<Buffers>, readonly capacity: number, config: LlamaConfig, bf16: boolean) {
+    super(backend);
     const N = capacity;
     const C = config.hidden_size;
     const I = config.intermediate_size;
     const kvC = config.num_key_value_heads * headDim(config);
-    const f = (n: number): F32 => this.alloc(n, "float32") as F32;
-    const b = (n: number): BF16 | null => (bf16 ? (this.alloc(n, "bfloat16") as BF16) : null);
+    const f = (n: number): F32 => this.alloc(n, "f32");
+    const b = (n: number): BF16 | null => (bf16 ? this.alloc(n, "bf16") : null);
     this.x = f(N * C);
     this.h = f(N * C);
     this.rstd = f(N);
@@ -269,23 +312,17 @@ class DecodeWorkspace extends NativeBuffers {
     this.hb = b(N * C);
     this.attb = b(N * C);
     this.actb = b(N * I);
-    this.positions = this.alloc(N, "int32") as Int32Array;
+    this.positions = new Int32Array(N);
+    const onDevice = backend.device !== "cpu";
+    this.idsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.positionsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.keyBeginIn = this.alloc(onDevice ? N : 1, "i32");
     this.qkv = f(FUSED_ROWS * (C + 2 * kvC));
     this.gateUp = f(FUSED_ROWS * 2 * I);
   }
 
 }
 
-/** op(A)·op(B) with fp32 or bf16 inputs, C [M, N] = alpha·op(A)·op(B) + beta·C. */
-function gemm(
-  transA: boolean, transB: boolean, M: number, N: number, K: number,
-  A: F32 | BF16, B: F32 | BF16, beta: number, C: F32, alpha = 1,
-): void {
-  const lda = transA ? M : K;
-  const ldb = transB ? K : N;
-  if (A instanceof Float32Array && B instanceof Float32Array) binding.sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
-  else binding.gemmBf16(transA, transB, M, N, K, alpha, A as BF16, lda, B as BF16, ldb, beta, C, N);
-}
 
 /** Each of the B rows of T values repeated K times in place: row b·K + k is row b (repeat_interleave). */
 function replicateRows(data: Int32Array, B: number, T: number, K: number): Int32Array {
@@ -346,19 +383,40 @@ function logMeanSoftmax(memberLogits: Float32Array, rows: number, K: number, V: 
   }
 }
 
+/** The model's parameter, gradient and bf16 buffers on its backend (the optimizer updates them in place). */
+export interface ModelState {
+  backend: ModelBackend<Buffers>;
+  /** float32 [numel] master parameters. */
+  params: Buffers["f32"];
+  /** float32 [numel] gradients. */
+  grads: Buffers["f32"];
+  /** bf16 [numel] working copy (bf16 matmul mode only). */
+  paramsBf16: Buffers["bf16"] | null;
+}
+
 export class LlamaModel {
   readonly layout: ParamLayout;
-  /** float32 master parameters, flat, in `layout`. */
-  readonly params: Tensor<"float32">;
-  /** float32 gradients, flat, in `layout`; backward accumulates (+=). */
-  readonly grads: Tensor<"float32">;
-  /** bf16 working copy of the parameters (bf16 matmul mode only). */
-  readonly paramsBf16: Tensor<"bfloat16"> | null;
+  readonly device: Device;
   readonly recompute: boolean;
   readonly matmul: MatmulPrecision;
   readonly headChunkRows: number;
+  readonly #backend: ModelBackend<Buffers>;
+  /** The device copies of parameters, gradients and bf16 weights (empty on the CPU, where the host tensors are them). */
+  readonly #memory: BufferSet<Buffers>;
+  readonly #state: ModelState;
+  /** Host tensors: the buffers themselves on the CPU, mirrors on a device (see the module comment). */
+  readonly #hostParams: Tensor<"float32">;
+  #hostGrads: Tensor<"float32"> | null;
+  #hostParamsBf16: Tensor<"bfloat16"> | null;
+  /** The device copy changed since the host mirror was last downloaded. */
+  #paramsMirrorStale = false;
+  #gradsMirrorStale = false;
+  /** Kernel views of each parameter (weights, master params, grads) by name, made once. */
+  readonly #views = new Map<string, { w: F32 | BF16; p: F32; g: F32 }>();
   #bf16Stale = true;
   #workspace: Workspace | null = null;
+  /** forwardCached's head logits on a device [rows, V], grown on demand. */
+  #decodeLogits: { memory: BufferSet<Buffers>; buffer: F32; length: number } | null = null;
   /** The gradient buffer [headChunkRows, V] of a LogitsTerm, allocated on first use. */
   #termGrad: Tensor<"float32"> | null = null;
   #decode: DecodeWorkspace | null = null;
@@ -367,7 +425,7 @@ export class LlamaModel {
    * differentiate. B counts the rows run (members included); count the logical tokens.
    */
   #pending: {
-    ids: Int32Array; positions: Int32Array; B: number; T: number; count: number; headDone: boolean; version: number;
+    ids: I32; positions: I32; targets: I32; B: number; T: number; count: number; headDone: boolean; version: number;
     members: number; dropout: DropoutDraw | null;
   } | null = null;
   /** Counts markParamsChanged() and setBranchScale() calls: a backward must see the parameters its forward saw. */
@@ -391,13 +449,71 @@ export class LlamaModel {
     if (!Number.isSafeInteger(this.headChunkRows) || this.headChunkRows < 1) {
       throw new GrowlmError("LlamaModel", `"headChunkRows" must be a positive integer but is ${this.headChunkRows}`);
     }
-    this.params = Tensor.zeros([this.layout.numel]);
-    this.grads = Tensor.zeros([this.layout.numel]);
+    this.device = parseDevice(options.device ?? "cpu");
+    this.#backend = backendFor(this.device);
+    this.#memory = new BufferSet(this.#backend);
+    const n = this.layout.numel;
+    const bf16 = this.matmul === "bfloat16";
+    this.#hostParams = Tensor.zeros([n]);
     this.#branchScales = new Float64Array(config.num_hidden_layers).fill(1);
-    this.paramsBf16 = this.matmul === "bfloat16" ? Tensor.zeros([this.layout.numel], "bfloat16") : null;
+    if (this.device === "cpu") {
+      this.#hostGrads = Tensor.zeros([n]);
+      this.#hostParamsBf16 = bf16 ? Tensor.zeros([n], "bfloat16") : null;
+      this.#state = { backend: this.#backend, params: this.#hostParams.data, grads: this.#hostGrads.data, paramsBf16: this.#hostParamsBf16?.data ?? null };
+    } else {
+      this.#hostGrads = null;
+      this.#hostParamsBf16 = null;
+      this.#state = { backend: this.#backend, params: this.#memory.zeros(n, "f32"), grads: this.#memory.zeros(n, "f32"), paramsBf16: bf16 ? this.#memory.zeros(n, "bf16") : null };
+    }
   }
 
-  /** The view of parameter `name` (Hugging Face name) in the flat buffer. */
+  /**
+   * float32 master parameters, flat, in `layout`: on a CUDA device a host mirror, downloaded
+   * here when the device copy changed since (write it, then call markParamsChanged()).
+   */
+  get params(): Tensor<"float32"> {
+    this.#checkAlive();
+    if (this.#paramsMirrorStale) {
+      this.#backend.download(this.#hostParams.data, this.#state.params);
+      this.#paramsMirrorStale = false;
+    }
+    return this.#hostParams;
+  }
+
+  /**
+   * float32 gradients, flat, in `layout`; backward accumulates (+=). On a CUDA device a
+   * read-only host snapshot, downloaded here when a backward or zeroGrad changed them.
+   */
+  get grads(): Tensor<"float32"> {
+    this.#checkAlive();
+    if (!this.#hostGrads) {
+      this.#hostGrads = Tensor.empty([this.layout.numel]);
+      this.#gradsMirrorStale = true;
+    }
+    if (this.#gradsMirrorStale) {
+      this.#backend.download(this.#hostGrads.data, this.#state.grads);
+      this.#gradsMirrorStale = false;
+    }
+    return this.#hostGrads;
+  }
+
+  /** bf16 working copy of the parameters (bf16 matmul mode only); on a CUDA device a host copy made here. */
+  get paramsBf16(): Tensor<"bfloat16"> | null {
+    this.#checkAlive();
+    const device = this.#state.paramsBf16;
+    if (device === null || this.device === "cpu") return this.#hostParamsBf16;
+    this.#hostParamsBf16 ??= Tensor.empty([this.layout.numel], "bfloat16");
+    this.#backend.download(this.#hostParamsBf16.data, device);
+    return this.#hostParamsBf16;
+  }
+
+  /** The parameters, gradients and bf16 copy on the model's device, for an optimizer that updates them in place. */
+  get state(): ModelState {
+    this.#checkAlive();
+    return this.#state;
+  }
+
+  /** The view of parameter `name` (Hugging Face name) in the flat buffer (of the host mirror on a device). */
   param(name: string): Tensor<"float32"> {
     return this.layout.view(this.params, name);
   }
@@ -415,7 +531,7 @@ export class LlamaModel {
    */
   initialize(seed: number | bigint): void {
     this.#checkAlive();
-    const data = this.params.data;
+    const data = this.#hostParams.data;
     data.fill(0);
     for (const e of this.layout.entries) {
       const view = data.subarray(e.offset, e.offset + e.numel);
@@ -431,15 +547,28 @@ export class LlamaModel {
     this.markParamsChanged();
   }
 
-  /** Call after writing `params` directly (loading, growth, an optimizer without a bf16 output). */
+  /**
+   * Call after writing `params` (the host tensor) directly: loading, growth, initialisation.
+   * On a CUDA device this uploads it.
+   */
   markParamsChanged(): void {
+    this.#checkAlive();
+    if (this.device !== "cpu") {
+      this.#backend.upload(this.#state.params, this.#hostParams.data);
+      this.#paramsMirrorStale = false;
+    }
     this.#bf16Stale = true;
     this.#version++;
   }
 
-  /** Tell the model that `paramsBf16` was written together with `params` (fused AdamW does). */
-  markBf16Fresh(): void {
-    this.#bf16Stale = false;
+  /**
+   * Tell the model that an optimizer updated `state.params` in place on its device, and
+   * `state.paramsBf16` with them when `bf16Written` (fused AdamW does).
+   */
+  markParamsUpdated(bf16Written: boolean): void {
+    this.#checkAlive();
+    if (this.device !== "cpu") this.#paramsMirrorStale = true;
+    this.#bf16Stale = !bf16Written;
     this.#version++;
   }
 
@@ -482,6 +611,7 @@ export class LlamaModel {
   attachFilm(film: FilmEnsemble | null): void {
     this.#checkAlive();
     if (film !== null) {
+      this.#cpuOnly("LlamaModel.attachFilm", "a FiLM-Ensemble");
       if (this.#mcDropout) throw new GrowlmError("LlamaModel.attachFilm", "MC dropout is on: an ensemble is either FiLM members or dropout samples (setMcDropout(null) first)");
       const sites = 2 * this.config.num_hidden_layers + 1;
       if (film.hiddenSize !== this.config.hidden_size || film.sites.length !== sites) {
@@ -507,6 +637,7 @@ export class LlamaModel {
   setDropout(p: number, stream: RandomStream | null = null): void {
     this.#checkAlive();
     if (!(p >= 0 && Math.fround(p) < 1)) throw new GrowlmError("LlamaModel.setDropout", `the dropout probability must be in [0, 1) but is ${p}`);
+    if (p > 0) this.#cpuOnly("LlamaModel.setDropout", "dropout");
     this.#dropoutP = p;
     this.#dropoutStream = stream;
     this.#version++;
@@ -526,6 +657,7 @@ export class LlamaModel {
     this.#checkAlive();
     const op = "LlamaModel.setMcDropout";
     if (options !== null) {
+      this.#cpuOnly(op, "MC dropout");
       if (this.#film) throw new GrowlmError(op, "a FiLM-Ensemble is attached: an ensemble is either FiLM members or dropout samples");
       if (!Number.isSafeInteger(options.samples) || options.samples < 1) throw new GrowlmError(op, `mc_samples must be a positive integer but is ${options.samples}`);
       const seed = options.seed ?? 0;
@@ -545,7 +677,8 @@ export class LlamaModel {
 
   zeroGrad(): void {
     this.#checkAlive();
-    this.grads.data.fill(0);
+    this.#backend.zero(this.#state.grads);
+    this.#gradsMirrorStale = this.device !== "cpu";
     this.#film?.zeroGrad();
   }
 
@@ -571,7 +704,8 @@ export class LlamaModel {
     if (pending.version !== this.#version) throw new GrowlmError(op, "the parameters changed since the forward");
     const weight = options.lossWeight ?? 1 / pending.count;
     if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
-    this.#head(ws, pending.B * pending.T, true, weight / pending.members, null, options.logitsTerm);
+    if (options.logitsTerm) this.#cpuOnly(op, "a logits term (distillation, LwF)");
+    this.#head(ws, pending.B * pending.T, pending.targets, weight / pending.members, null, options.logitsTerm);
     this.#backwardLayers(options.onGradientsFinal);
   }
 
@@ -599,6 +733,7 @@ export class LlamaModel {
    * (a valid logits vector: softmax(log p̄) = p̄), so greedy search, sampling and beam search
    * decode the ensemble's token distribution at every step.
    * @param ids int32 [rows, T] token ids in [0, vocab_size)
+   * @param cache a KvCache on the model's device
    * @param out optional float32 [rows, vocab_size] output
    * @returns float32 [rows, vocab_size] logits
    */
@@ -618,6 +753,7 @@ export class LlamaModel {
     if (cache.numLayers !== cfg.num_hidden_layers || cache.numKvHeads !== Hkv || cache.headDim !== D) {
       throw new GrowlmError(op, `the cache holds ${cache.numLayers} layers of ${cache.numKvHeads} kv heads of size ${cache.headDim} but the model has ${cfg.num_hidden_layers} of ${Hkv} of size ${D}`);
     }
+    if (cache.device !== this.device) throw new GrowlmError(op, `the cache is on "${cache.device}" but the model on "${this.device}"`);
     if (cache.members !== K) throw new GrowlmError(op, `the cache keeps ${cache.members} member(s) per row but the model runs ${K} (inferenceMembers)`);
     if (rows !== cache.rows) throw new GrowlmError(op, `"ids" has ${rows} rows but the cache has ${cache.rows} in use`);
     const start = cache.length;
@@ -632,113 +768,167 @@ export class LlamaModel {
     }
     // Storage row b·K + k is member k of row b.
     const B = rows * K;
-    const idData = K === 1 ? logicalIds : replicateRows(logicalIds, rows, T, K);
     const N = B * T;
     if (!this.#decode || this.#decode.capacity < N) {
       this.#decode?.dispose();
-      this.#decode = new DecodeWorkspace(Math.max(N, this.#decode?.capacity ?? 0), cfg, this.paramsBf16 !== null);
+      this.#decode = new DecodeWorkspace(this.#backend, Math.max(N, this.#decode?.capacity ?? 0), cfg, this.#state.paramsBf16 !== null);
     }
     const ws = this.#decode;
+    const backend = this.#backend;
+    const idData = backend.input(K === 1 ? logicalIds : replicateRows(logicalIds, rows, T, K), () => ws.idsIn, "i32");
     const logicalBegin = cache.keyBegin.data as Int32Array;
-    const keyBegin = K === 1 ? logicalBegin : Int32Array.from({ length: B }, (_, r) => logicalBegin[Math.floor(r / K)]!);
-    const positions = ws.positions.subarray(0, N);
+    const keyBeginHost = K === 1 ? logicalBegin : Int32Array.from({ length: B }, (_, r) => logicalBegin[Math.floor(r / K)]!);
+    const hostPositions = ws.positions.subarray(0, N);
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
-        const position = start + t - keyBegin[b]!;
+        const position = start + t - keyBeginHost[b]!;
         if (position >= cfg.max_position_embeddings) {
           throw new GrowlmError(op, `row ${Math.floor(b / K)} reaches position ${position}, beyond max_position_embeddings = ${cfg.max_position_embeddings}`);
         }
-        positions[b * T + t] = Math.max(0, position);
+        hostPositions[b * T + t] = Math.max(0, position);
       }
     }
+    const positions = backend.input(hostPositions, () => ws.positionsIn, "i32");
+    const keyBegin = backend.input(keyBeginHost, () => ws.keyBeginIn, "i32");
     const dropout =
       this.#mcDropout && this.#dropoutP > 0
-        ? samplingDropoutDraw(this.#dropoutP, this.#mcDropout.seed, Array.from(cache.sampleKeys), K, T, positions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, C)
+        ? samplingDropoutDraw(this.#dropoutP, this.#mcDropout.seed, Array.from(cache.sampleKeys), K, T, hostPositions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, C)
         : null;
-    if (this.paramsBf16 && this.#bf16Stale) {
-      binding.f32ToBf16(this.paramsBf16.data, this.params.data, this.layout.numel);
-      this.#bf16Stale = false;
-    }
-    const sub = <A extends F32 | BF16>(a: A, n: number): A => a.subarray(0, n) as A;
-    const x = sub(ws.x, N * C);
-    const h = sub(ws.h, N * C);
-    const rstd = sub(ws.rstd, N);
-    const q = sub(ws.q, N * C);
-    const k = sub(ws.k, N * kvC);
-    const v = sub(ws.v, N * kvC);
-    const att = sub(ws.att, N * C);
-    const mid = sub(ws.mid, N * C);
-    const gate = sub(ws.gate, N * I);
-    const up = sub(ws.up, N * I);
-    const act = sub(ws.act, N * I);
-    const hb = ws.hb && sub(ws.hb, N * C);
-    const attb = ws.attb && sub(ws.attb, N * C);
-    const actb = ws.actb && sub(ws.actb, N * I);
+    this.#refreshBf16();
+    const sub = <A extends F32 | BF16>(a: A, n: number, kind: "f32" | "bf16"): A => backend.view(a as Buffers[typeof kind], 0, n, kind) as A;
+    const f = (a: F32, n: number): F32 => sub(a, n, "f32");
+    const x = f(ws.x, N * C);
+    const h = f(ws.h, N * C);
+    const rstd = f(ws.rstd, N);
+    const q = f(ws.q, N * C);
+    const k = f(ws.k, N * kvC);
+    const v = f(ws.v, N * kvC);
+    const att = f(ws.att, N * C);
+    const mid = f(ws.mid, N * C);
+    const gate = f(ws.gate, N * I);
+    const up = f(ws.up, N * I);
+    const act = f(ws.act, N * I);
+    const hb = ws.hb && sub(ws.hb, N * C, "bf16");
+    const attb = ws.attb && sub(ws.attb, N * C, "bf16");
+    const actb = ws.actb && sub(ws.actb, N * I, "bf16");
     const span = cache.capacity * kvC;
-    binding.embeddingForward(x, idData, this.#p("model.embed_tokens.weight"), N, V, C);
+    const ops = this.#ops;
+    // The fused products serve the CPU's few-row GEMM; on a device each row copy would be a transfer of its own.
+    const fuse = N <= FUSED_ROWS && this.device === "cpu";
+    ops.embeddingForward(x, idData, this.#p("model.embed_tokens.weight"), N, V, C);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       this.#normForward(2 * l, h, rstd, x, layerParamName(l, "input_layernorm"), N, T);
       const h1 = this.#operand(h, hb, N * C);
-      const qkvWeight = N <= FUSED_ROWS ? this.#adjacentWeights(l, ["q_proj", "k_proj", "v_proj"]) : null;
+      const qkvWeight = fuse ? this.#adjacentWeights(l, ["q_proj", "k_proj", "v_proj"]) : null;
       if (qkvWeight) {
         // Each element gets the same operations as in three products: same bits.
         const W = C + 2 * kvC;
-        gemm(false, true, N, W, C, h1, qkvWeight, 0, ws.qkv);
+        this.#gemm(false, true, N, W, C, h1, qkvWeight, 0, ws.qkv);
         for (let r = 0; r < N; r++) {
-          q.set(ws.qkv.subarray(r * W, r * W + C), r * C);
-          k.set(ws.qkv.subarray(r * W + C, r * W + C + kvC), r * kvC);
-          v.set(ws.qkv.subarray(r * W + C + kvC, (r + 1) * W), r * kvC);
+          backend.copy(backend.view(q, r * C, C, "f32"), backend.view(ws.qkv, r * W, C, "f32"));
+          backend.copy(backend.view(k, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C, kvC, "f32"));
+          backend.copy(backend.view(v, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C + kvC, kvC, "f32"));
         }
       } else {
-        gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
-        gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
-        gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
+        this.#gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
+        this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
+        this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "v_proj"), 0, v);
       }
-      binding.ropeForward(q, q, positions, B, T, H, D, cfg.rope_theta);
-      binding.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
-      const keys = cache.keys(l);
-      const values = cache.values(l);
+      ops.ropeForward(q, q, positions, B, T, H, D, cfg.rope_theta);
+      ops.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
+      const keys = cache.keyBuffer(l);
+      const values = cache.valueBuffer(l);
       for (let b = 0; b < B; b++) {
-        keys.data.set(k.subarray(b * T * kvC, (b + 1) * T * kvC), b * span + start * kvC);
-        values.data.set(v.subarray(b * T * kvC, (b + 1) * T * kvC), b * span + start * kvC);
+        backend.copy(backend.view(keys, b * span + start * kvC, T * kvC, "f32"), backend.view(k, b * T * kvC, T * kvC, "f32"));
+        backend.copy(backend.view(values, b * span + start * kvC, T * kvC, "f32"), backend.view(v, b * T * kvC, T * kvC, "f32"));
       }
-      binding.attentionCachedForward(att, q, keys.data, values.data, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
+      ops.attentionCachedForward(att, q, keys, values, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
       const scale = this.#branchScales[l]!;
-      gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
-      if (dropout) binding.rngDropout(mid, mid, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l));
-      binding.add(mid, mid, x, N * C);
+      this.#gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
+      if (dropout) this.#dropout(mid, mid, N, dropout, 2 * l);
+      ops.add(mid, mid, x, N * C);
       this.#normForward(2 * l + 1, h, rstd, mid, layerParamName(l, "post_attention_layernorm"), N, T);
       const h2 = this.#operand(h, hb, N * C);
-      const gateUpWeight = N <= FUSED_ROWS ? this.#adjacentWeights(l, ["gate_proj", "up_proj"]) : null;
+      const gateUpWeight = fuse ? this.#adjacentWeights(l, ["gate_proj", "up_proj"]) : null;
       if (gateUpWeight) {
-        gemm(false, true, N, 2 * I, C, h2, gateUpWeight, 0, ws.gateUp);
+        this.#gemm(false, true, N, 2 * I, C, h2, gateUpWeight, 0, ws.gateUp);
         for (let r = 0; r < N; r++) {
-          gate.set(ws.gateUp.subarray(2 * r * I, (2 * r + 1) * I), r * I);
-          up.set(ws.gateUp.subarray((2 * r + 1) * I, (2 * r + 2) * I), r * I);
+          backend.copy(backend.view(gate, r * I, I, "f32"), backend.view(ws.gateUp, 2 * r * I, I, "f32"));
+          backend.copy(backend.view(up, r * I, I, "f32"), backend.view(ws.gateUp, (2 * r + 1) * I, I, "f32"));
         }
       } else {
-        gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
-        gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
+        this.#gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
+        this.#gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
       }
-      binding.swigluForward(act, gate, up, N * I);
-      gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
-      if (dropout) binding.rngDropout(x, x, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l + 1));
-      binding.add(x, x, mid, N * C);
+      ops.swigluForward(act, gate, up, N * I);
+      this.#gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
+      if (dropout) this.#dropout(x, x, N, dropout, 2 * l + 1);
+      ops.add(x, x, mid, N * C);
     }
     cache.length = start + T;
     // The head on each row's last token only.
-    const last = sub(ws.mid, B * C);
-    for (let b = 0; b < B; b++) last.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
-    const hf = sub(ws.h, B * C);
-    this.#normForward(2 * cfg.num_hidden_layers, hf, sub(ws.rstd, B), last, "model.norm.weight", B, 1);
-    const head = K === 1 ? (logits.data as F32) : new Float32Array(B * V);
-    gemm(false, true, B, V, C, this.#operand(hf, hb && sub(hb, B * C), B * C), this.#w(this.#headName), 0, head);
-    if (K > 1) logMeanSoftmax(head, rows, K, V, logits.data as F32);
+    const last = f(ws.mid, B * C);
+    for (let b = 0; b < B; b++) backend.copy(backend.view(last, b * C, C, "f32"), backend.view(x, (b * T + T - 1) * C, C, "f32"));
+    const hf = f(ws.h, B * C);
+    this.#normForward(2 * cfg.num_hidden_layers, hf, f(ws.rstd, B), last, "model.norm.weight", B, 1);
+    const hfOperand = this.#operand(hf, hb && sub(hb, B * C, "bf16"), B * C);
+    if (K === 1) {
+      const head = backend.output(logits.data as Float32Array, () => this.#decodeLogitsBuffer(B * V), "f32");
+      this.#gemm(false, true, B, V, C, hfOperand, this.#w(this.#headName), 0, head);
+      backend.download(logits.data as Float32Array, head);
+    } else {
+      // Members exist on the CPU only (FiLM, MC dropout).
+      const head = new Float32Array(B * V);
+      this.#gemm(false, true, B, V, C, hfOperand, this.#w(this.#headName), 0, head);
+      logMeanSoftmax(head, rows, K, V, logits.data as Float32Array);
+    }
     return logits as Tensor<"float32">;
   }
 
   #checkAlive(): void {
     if (this.#disposed) throw new GrowlmError("LlamaModel", "used after dispose()");
+  }
+
+  /** Refuses a CPU-only feature on a CUDA model. */
+  #cpuOnly(op: string, feature: string): void {
+    if (this.device !== "cpu") throw new GrowlmError(op, `${feature} is not supported on cuda yet (the model is on "${this.device}")`);
+  }
+
+  get #ops(): ModelBackend<Buffers>["ops"] {
+    return this.#backend.ops;
+  }
+
+  /** Rounds the master weights into the bf16 copy when they changed since (bf16 mode). */
+  #refreshBf16(): void {
+    const bf16 = this.#state.paramsBf16;
+    if (bf16 && this.#bf16Stale) {
+      this.#ops.f32ToBf16(bf16, this.#state.params, this.layout.numel);
+      this.#bf16Stale = false;
+    }
+  }
+
+  /** forwardCached's head output on a device, at least n floats. */
+  #decodeLogitsBuffer(n: number): F32 {
+    if (!this.#decodeLogits || this.#decodeLogits.length < n) {
+      this.#decodeLogits?.memory.dispose();
+      const memory = new BufferSet(this.#backend);
+      this.#decodeLogits = { memory, buffer: memory.alloc(n, "f32"), length: n };
+    }
+    return this.#decodeLogits.buffer;
+  }
+
+  /** op(A)·op(B) with fp32 or (bf16 mode) bf16 inputs: C [M, N] = alpha·op(A)·op(B) + beta·C. */
+  #gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: F32 | BF16, B: F32 | BF16, beta: number, C: F32, alpha = 1): void {
+    const lda = transA ? M : K;
+    const ldb = transB ? K : N;
+    if (this.#state.paramsBf16) this.#ops.gemmBf16(transA, transB, M, N, K, alpha, A as BF16, lda, B as BF16, ldb, beta, C, N);
+    else this.#ops.sgemm(transA, transB, M, N, K, alpha, A as F32, lda, B as F32, ldb, beta, C, N);
+  }
+
+  /** Dropout of site `site` on N rows (CPU only: setDropout refuses a CUDA model). */
+  #dropout(out: F32, inp: F32, N: number, dropout: DropoutDraw, site: number): void {
+    const op = "LlamaModel";
+    binding.rngDropout(hostOnly(op, "dropout", out), hostOnly(op, "dropout", inp), N, this.config.hidden_size, dropout.p, dropout.seed, dropout.rowOffsets(site));
   }
 
   #ids(op: string, t: Tensor, name: string): { data: Int32Array; B: number; T: number } {
@@ -753,8 +943,9 @@ export class LlamaModel {
     const ws = this.#workspace;
     if (ws && ws.B === B && ws.T === T && ws.members === K && ws.dropout === dropout) return ws;
     ws?.dispose();
+    this.#workspace = null;
     const rows = Math.min(this.headChunkRows, B * T);
-    this.#workspace = new Workspace(B, T, this.config, this.recompute, this.matmul === "bfloat16", rows, K, dropout);
+    this.#workspace = new Workspace(this.#backend, B, T, this.config, this.recompute, this.matmul === "bfloat16", rows, K, dropout);
     return this.#workspace;
   }
 
@@ -767,37 +958,55 @@ export class LlamaModel {
     const eps = this.config.rms_norm_eps;
     const C = this.config.hidden_size;
     const film = this.#film;
-    if (!film) binding.rmsnormForward(out, rstd, inp, this.#p(weight), N, C, eps);
-    else binding.rmsnormFilmForward(out, rstd, inp, this.#p(weight), film.gamma(site), film.beta(site), N, C, group, film.ensembleSize, eps);
+    if (!film) {
+      this.#ops.rmsnormForward(out, rstd, inp, this.#p(weight), N, C, eps);
+      return;
+    }
+    const op = "LlamaModel";
+    const host = (b: F32): Float32Array => hostOnly(op, "a FiLM-Ensemble", b);
+    binding.rmsnormFilmForward(host(out), host(rstd), host(inp), host(this.#p(weight)), film.gamma(site), film.beta(site), N, C, group, film.ensembleSize, eps);
   }
 
   /** Backward of #normForward: dinp overwritten; the norm weight's, γ's and β's gradients accumulate. */
   #normBackward(site: number, dinp: F32, dout: F32, inp: F32, weight: string, rstd: F32, N: number, group: number): void {
     const C = this.config.hidden_size;
     const film = this.#film;
-    if (!film) binding.rmsnormBackward(dinp, this.#g(weight), dout, inp, this.#p(weight), rstd, N, C);
-    else {
-      binding.rmsnormFilmBackward(
-        dinp, this.#g(weight), film.gammaGrad(site), film.betaGrad(site), dout, inp, this.#p(weight), film.gamma(site), rstd, N, C, group, film.ensembleSize,
-      );
+    if (!film) {
+      this.#ops.rmsnormBackward(dinp, this.#g(weight), dout, inp, this.#p(weight), rstd, N, C);
+      return;
     }
+    const op = "LlamaModel";
+    const host = (b: F32): Float32Array => hostOnly(op, "a FiLM-Ensemble", b);
+    binding.rmsnormFilmBackward(
+      host(dinp), host(this.#g(weight)), film.gammaGrad(site), film.betaGrad(site), host(dout), host(inp), host(this.#p(weight)), film.gamma(site), host(rstd),
+      N, C, group, film.ensembleSize,
+    );
+  }
+
+  /** The kernel views of parameter `name`: matrix-product weight (bf16 in bf16 mode), master value, gradient. */
+  #viewsOf(name: string): { w: F32 | BF16; p: F32; g: F32 } {
+    let views = this.#views.get(name);
+    if (!views) {
+      const e = this.layout.entry(name);
+      const { backend, params, grads, paramsBf16 } = this.#state;
+      const p = backend.view(params, e.offset, e.numel, "f32");
+      views = { p, g: backend.view(grads, e.offset, e.numel, "f32"), w: paramsBf16 ? backend.view(paramsBf16, e.offset, e.numel, "bf16") : p };
+      this.#views.set(name, views);
+    }
+    return views;
   }
 
   /** Weight `name` as the matrix-product operand of the current precision. */
   #w(name: string): F32 | BF16 {
-    const e = this.layout.entry(name);
-    const flat = this.paramsBf16 ? this.paramsBf16.data : this.params.data;
-    return flat.subarray(e.offset, e.offset + e.numel);
+    return this.#viewsOf(name).w;
   }
 
   #p(name: string): F32 {
-    const e = this.layout.entry(name);
-    return this.params.data.subarray(e.offset, e.offset + e.numel);
+    return this.#viewsOf(name).p;
   }
 
   #g(name: string): F32 {
-    const e = this.layout.entry(name);
-    return this.grads.data.subarray(e.offset, e.offset + e.numel);
+    return this.#viewsOf(name).g;
   }
 
   #lw(l: number, kind: ModuleKind): F32 | BF16 {
@@ -813,16 +1022,17 @@ export class LlamaModel {
     for (let i = 1; i < entries.length; i++) {
       if (entries[i]!.offset !== entries[i - 1]!.offset + entries[i - 1]!.numel) return null;
     }
-    const flat = this.paramsBf16 ? this.paramsBf16.data : this.params.data;
+    const { backend, params, paramsBf16 } = this.#state;
     const first = entries[0]!;
     const last = entries[entries.length - 1]!;
-    return flat.subarray(first.offset, last.offset + last.numel);
+    const n = last.offset + last.numel - first.offset;
+    return paramsBf16 ? backend.view(paramsBf16, first.offset, n, "bf16") : backend.view(params, first.offset, n, "f32");
   }
 
   /** The bf16 copy of `src` when in bf16 mode (written into `dst`), else src itself. */
   #operand(src: F32, dst: BF16 | null, n: number): F32 | BF16 {
     if (!dst) return src;
-    binding.f32ToBf16(dst, src, n);
+    this.#ops.f32ToBf16(dst, src, n);
     return dst;
   }
 
@@ -850,24 +1060,25 @@ export class LlamaModel {
       throw new GrowlmError(op, `"labels" must have the shape of "ids" [${logical.B}, ${T}] but is [${labels.B}, ${labels.T}]`);
     }
     if (backward !== null && !labels) throw new GrowlmError(op, "labels are required for the backward");
+    if (backward?.logitsTerm) this.#cpuOnly(op, "a logits term (distillation, LwF)");
     // K members run every row: rows b·K + k (K = 1: the plain model, nothing replicated).
     const K = backward !== null ? (this.#film?.ensembleSize ?? 1) : this.inferenceMembers;
     if (K > 1 && backward?.logitsTerm) throw new GrowlmError(op, `a logits term needs the plain model, but this one trains a FiLM ensemble of ${K} members`);
     const B = logical.B * K;
-    const ids = K === 1 ? logical.data : replicateRows(logical.data, logical.B, T, K);
     const dropping = this.#dropoutP > 0 && (backward !== null || this.#mcDropout !== null);
     const ws = this.#workspaceFor(B, T, K, dropping);
+    const backend = this.#backend;
+    const ids = backend.input(K === 1 ? logical.data : replicateRows(logical.data, logical.B, T, K), () => ws.idsIn, "i32");
     let positions = ws.positions;
+    let hostPositions: Int32Array | null = null;
     if (options.positions) {
       const p = this.#ids(op, options.positions, "positions");
       if (p.B !== logical.B || p.T !== T) throw new GrowlmError(op, `"positions" must have the shape of "ids" [${logical.B}, ${T}]`);
-      positions = K === 1 ? p.data : replicateRows(p.data, logical.B, T, K);
+      hostPositions = K === 1 ? p.data : replicateRows(p.data, logical.B, T, K);
+      positions = backend.input(hostPositions, () => ws.positionsIn, "i32");
     }
-    const dropout = dropping ? this.#dropoutDraw(op, backward !== null, K, logical.B, T, positions, options.sampleKeys) : null;
-    if (this.paramsBf16 && this.#bf16Stale) {
-      binding.f32ToBf16(this.paramsBf16.data, this.params.data, this.layout.numel);
-      this.#bf16Stale = false;
-    }
+    const dropout = dropping ? this.#dropoutDraw(op, backward !== null, K, logical.B, T, hostPositions, options.sampleKeys) : null;
+    this.#refreshBf16();
 
     // Targets: row (b, t) predicts labels[b, t + 1] (member rows share their sample's labels).
     let count = 0;
@@ -878,16 +1089,17 @@ export class LlamaModel {
           if (target !== -100 && (target < 0 || target >= V)) {
             throw new GrowlmError(op, `"labels" holds ${target} at [${b}, ${t + 1}], neither -100 nor in [0, ${V})`);
           }
-          for (let k = 0; k < K; k++) ws.targets[(b * K + k) * T + t] = target;
+          for (let k = 0; k < K; k++) ws.targetsHost[(b * K + k) * T + t] = target;
           if (target !== -100) count++;
         }
       }
     }
+    const targets = labels ? backend.input(ws.targetsHost, () => ws.targetsIn, "i32") : null;
     if (dropout && backward !== null) this.#dropoutStream!.offset += trainingDropoutElements(2 * cfg.num_hidden_layers, B * T, cfg.hidden_size);
 
     const N = B * T;
     const C = cfg.hidden_size;
-    binding.embeddingForward(ws.residual[0]!, ids, this.#p("model.embed_tokens.weight"), N, V, C);
+    this.#ops.embeddingForward(ws.residual[0]!, ids, this.#p("model.embed_tokens.weight"), N, V, C);
     for (let l = 0; l < cfg.num_hidden_layers; l++) {
       this.#layerForward(l, ws, this.recompute ? ws.layers[0]! : ws.layers[l]!, positions, dropout);
     }
@@ -899,10 +1111,24 @@ export class LlamaModel {
     }
     const logits = options.returnLogits ? Tensor.empty(K === 1 ? [logical.B, T, V] : [logical.B, K, T, V]) : null;
     // Each member's token counts 1/K of its sample's weight: the mean over members.
-    const lossSum = this.#head(ws, N, labels !== null, weight === null ? null : weight / K, logits, backward?.logitsTerm) / K;
-    this.#pending = labels ? { ids, positions, B, T, count, headDone: weight !== null, version: this.#version, members: K, dropout } : null;
+    const lossSum = this.#head(ws, N, targets, weight === null ? null : weight / K, logits, backward?.logitsTerm) / K;
+    this.#pending = targets ? { ids, positions, targets, B, T, count, headDone: weight !== null, version: this.#version, members: K, dropout } : null;
     const result: ForwardResult = { loss: labels ? lossSum / count : Number.NaN, lossSum: labels ? lossSum : Number.NaN, count, members: K };
-    if (labels && K === 1) result.tokenLosses = ws.tokenLosses;
+    if (labels && K === 1) {
+      if (this.device === "cpu") result.tokenLosses = ws.tokenLosses;
+      else {
+        // Downloaded when read (the next forward overwrites them, on the CPU too).
+        let downloaded = false;
+        Object.defineProperty(result, "tokenLosses", {
+          enumerable: true,
+          get: (): Tensor<"float32"> => {
+            if (!downloaded) backend.download(ws.tokenLosses.data, ws.tokenLossesOut);
+            downloaded = true;
+            return ws.tokenLosses;
+          },
+        });
+      }
+    }
     if (labels && K > 1) {
       result.memberTokenLosses = ws.tokenLosses.reshape([logical.B, K, T]);
       result.tokenLosses = mixtureTokenLosses(ws.tokenLosses.data, logical.B, K, T, ws.mixtureLosses!);
@@ -914,9 +1140,10 @@ export class LlamaModel {
   /**
    * The masks of this forward: a training forward with setDropout's p draws from its stream;
    * an inference forward with MC dropout samples K masks per row keyed by its sample key.
+   * @param positions the caller's positions [B·K·T] (null: 0..T-1 in every row)
    */
   #dropoutDraw(
-    op: string, training: boolean, K: number, logicalRows: number, T: number, positions: Int32Array, sampleKeys: readonly number[] | undefined,
+    op: string, training: boolean, K: number, logicalRows: number, T: number, positions: Int32Array | null, sampleKeys: readonly number[] | undefined,
   ): DropoutDraw {
     const p = this.#dropoutP;
     const cfg = this.config;
@@ -927,7 +1154,8 @@ export class LlamaModel {
     }
     const keys = sampleKeys ?? Array.from({ length: logicalRows }, (_, b) => b);
     if (keys.length !== logicalRows) throw new GrowlmError(op, `"sampleKeys" has ${keys.length} entries for ${logicalRows} rows`);
-    return samplingDropoutDraw(p, this.#mcDropout!.seed, keys, K, T, positions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, cfg.hidden_size);
+    const rowPositions = positions ?? Int32Array.from({ length: logicalRows * K * T }, (_, i) => i % T);
+    return samplingDropoutDraw(p, this.#mcDropout!.seed, keys, K, T, rowPositions, 2 * cfg.num_hidden_layers, cfg.max_position_embeddings, cfg.hidden_size);
   }
 
   /** The sizes one layer works with: rows N = B·T, hidden C, intermediate I, heads H and Hkv of size D. */
@@ -940,33 +1168,33 @@ export class LlamaModel {
     };
   }
 
-  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array, dropout: DropoutDraw | null): void {
+  #layerForward(l: number, ws: Workspace, a: LayerActs, positions: I32, dropout: DropoutDraw | null): void {
     const cfg = this.config;
     const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const x = ws.residual[l]!;
     this.#normForward(2 * l, a.h1, a.rstd1, x, layerParamName(l, "input_layernorm"), N, T);
     const h1 = this.#operand(a.h1, a.h1b, N * C);
-    gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, a.q);
-    gemm(false, true, N, Hkv * D, C, h1, this.#lw(l, "k_proj"), 0, a.k);
-    gemm(false, true, N, Hkv * D, C, h1, this.#lw(l, "v_proj"), 0, a.v);
-    binding.ropeForward(a.q, a.q, positions, B, T, H, D, cfg.rope_theta);
-    binding.ropeForward(a.k, a.k, positions, B, T, Hkv, D, cfg.rope_theta);
-    binding.attentionForward(a.att, a.lse, a.q, a.k, a.v, B, T, H, Hkv, D, 1 / Math.sqrt(D));
+    this.#gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, a.q);
+    this.#gemm(false, true, N, Hkv * D, C, h1, this.#lw(l, "k_proj"), 0, a.k);
+    this.#gemm(false, true, N, Hkv * D, C, h1, this.#lw(l, "v_proj"), 0, a.v);
+    this.#ops.ropeForward(a.q, a.q, positions, B, T, H, D, cfg.rope_theta);
+    this.#ops.ropeForward(a.k, a.k, positions, B, T, Hkv, D, cfg.rope_theta);
+    this.#ops.attentionForward(a.att, a.lse, a.q, a.k, a.v, B, T, H, Hkv, D, 1 / Math.sqrt(D));
     const att = this.#operand(a.att, a.attb, N * C);
     const scale = this.#branchScales[l]!;
-    gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid, scale);
-    if (dropout) binding.rngDropout(a.mid, a.mid, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l));
-    binding.add(a.mid, a.mid, x, N * C);
+    this.#gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid, scale);
+    if (dropout) this.#dropout(a.mid, a.mid, N, dropout, 2 * l);
+    this.#ops.add(a.mid, a.mid, x, N * C);
     this.#normForward(2 * l + 1, a.h2, a.rstd2, a.mid, layerParamName(l, "post_attention_layernorm"), N, T);
     const h2 = this.#operand(a.h2, a.h2b, N * C);
-    gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, a.gate);
-    gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, a.up);
-    binding.swigluForward(a.act, a.gate, a.up, N * I);
+    this.#gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, a.gate);
+    this.#gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, a.up);
+    this.#ops.swigluForward(a.act, a.gate, a.up, N * I);
     const act = this.#operand(a.act, a.actb, N * I);
     const out = ws.residual[l + 1]!;
-    gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out, scale);
-    if (dropout) binding.rngDropout(out, out, N, C, dropout.p, dropout.seed, dropout.rowOffsets(2 * l + 1));
-    binding.add(out, out, a.mid, N * C);
+    this.#gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out, scale);
+    if (dropout) this.#dropout(out, out, N, dropout, 2 * l + 1);
+    this.#ops.add(out, out, a.mid, N * C);
   }
 
   /**
@@ -974,26 +1202,28 @@ export class LlamaModel {
    * head's backward: ws.dres = ∂/∂hf, the head weight's gradient accumulated.
    * @returns the summed NLL (float64)
    */
-  #head(ws: Workspace, N: number, withLoss: boolean, weight: number | null, logitsOut: Tensor | null, term?: LogitsTerm): number {
+  #head(ws: Workspace, N: number, allTargets: I32 | null, weight: number | null, logitsOut: Tensor | null, term?: LogitsTerm): number {
     const cfg = this.config;
     const V = cfg.vocab_size;
     const C = cfg.hidden_size;
+    const backend = this.#backend;
+    const f = (b: F32, offset: number, n: number): F32 => backend.view(b, offset, n, "f32");
     const W = this.#w(this.#headName);
     const hf = this.#operand(ws.hf, ws.hfb, N * C);
+    const hfRows = (r0: number, rows: number): F32 | BF16 => (ws.hfb ? backend.view(hf as BF16, r0 * C, rows * C, "bf16") : f(hf as F32, r0 * C, rows * C));
     const dW = weight !== null ? this.#g(this.#headName) : null;
-    const tokenLosses = ws.tokenLosses.data;
     let lossSum = 0;
     for (let r0 = 0; r0 < N; r0 += ws.headRows) {
       const rows = Math.min(ws.headRows, N - r0);
-      const logits = ws.headLogits.subarray(0, rows * V);
-      gemm(false, true, rows, V, C, hf.subarray(r0 * C, (r0 + rows) * C), W, 0, logits);
-      if (logitsOut) logitsOut.data.set(logits, r0 * V);
-      if (!withLoss) continue;
-      const targets = ws.targets.subarray(r0, r0 + rows);
-      const lse = ws.headLse.subarray(0, rows);
-      lossSum += binding.crossEntropyForward(tokenLosses.subarray(r0, r0 + rows), lse, logits, targets, rows, V, -100).lossSum;
+      const logits = f(ws.headLogits, 0, rows * V);
+      this.#gemm(false, true, rows, V, C, hfRows(r0, rows), W, 0, logits);
+      if (logitsOut) backend.download(logitsOut.data.subarray(r0 * V, (r0 + rows) * V) as Float32Array, logits);
+      if (!allTargets) continue;
+      const targets = backend.view(allTargets, r0, rows, "i32");
+      const lse = f(ws.headLse, 0, rows);
+      lossSum += this.#ops.crossEntropyForward(f(ws.tokenLossesOut, r0, rows), lse, logits, targets, rows, V, -100).lossSum;
       if (weight === null || !dW) continue;
-      let termGrad: F32 | null = null;
+      let termGrad: Float32Array | null = null;
       if (term) {
         this.#termGrad ??= Tensor.empty([ws.headRows * V]);
         if (this.#termGrad.numel < rows * V) {
@@ -1002,13 +1232,13 @@ export class LlamaModel {
         }
         termGrad = this.#termGrad.data.subarray(0, rows * V);
         termGrad.fill(0);
-        term(r0, rows, logits, termGrad);
+        term(r0, rows, hostOnly("LlamaModel", "a logits term", logits), termGrad);
       }
-      binding.crossEntropyBackward(logits, logits, lse, targets, rows, V, -100, weight);
-      if (termGrad) binding.add(logits, logits, termGrad, rows * V);
-      const dlogits = this.#operand(logits, ws.headLogitsB ? ws.headLogitsB.subarray(0, rows * V) : null, rows * V);
-      gemm(false, false, rows, C, V, dlogits, W, 0, ws.dtmp.subarray(r0 * C, (r0 + rows) * C));
-      gemm(true, false, V, C, rows, dlogits, hf.subarray(r0 * C, (r0 + rows) * C), 1, dW);
+      this.#ops.crossEntropyBackward(logits, logits, lse, targets, rows, V, -100, weight);
+      if (termGrad) this.#ops.add(logits, logits, termGrad, rows * V);
+      const dlogits = this.#operand(logits, ws.headLogitsB ? backend.view(ws.headLogitsB, 0, rows * V, "bf16") : null, rows * V);
+      this.#gemm(false, false, rows, C, V, dlogits, W, 0, f(ws.dtmp, r0 * C, rows * C));
+      this.#gemm(true, false, V, C, rows, dlogits, hfRows(r0, rows), 1, dW);
     }
     return lossSum;
   }
@@ -1023,8 +1253,9 @@ export class LlamaModel {
     const N = B * T;
     const C = cfg.hidden_size;
     const L = cfg.num_hidden_layers;
+    const backend = this.#backend;
     // #head left ∂/∂hf in dtmp.
-    this.#normBackward(2 * L, ws.dres, ws.dtmp.subarray(0, N * C), ws.residual[L]!, "model.norm.weight", ws.rstdf, N, T);
+    this.#normBackward(2 * L, ws.dres, backend.view(ws.dtmp, 0, N * C, "f32"), ws.residual[L]!, "model.norm.weight", ws.rstdf, N, T);
     // A tied head's gradient lives in the embedding's, which is final only at the end.
     onGradientsFinal?.(cfg.tie_word_embeddings ? ["model.norm.weight"] : ["model.norm.weight", "lm_head.weight"]);
     for (let l = L - 1; l >= 0; l--) {
@@ -1037,14 +1268,16 @@ export class LlamaModel {
     const dEmbed = this.#g(embed);
     const pad = cfg.pad_token_id;
     // nn.Embedding(padding_idx=pad_token_id) gives the pad row no gradient from the lookup.
-    const padRow = pad !== null ? dEmbed.slice(pad * C, (pad + 1) * C) : null;
-    binding.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C);
-    if (padRow && pad !== null) dEmbed.set(padRow, pad * C);
+    const padRow = pad !== null ? backend.view(dEmbed, pad * C, C, "f32") : null;
+    if (padRow) backend.copy(ws.padRow, padRow);
+    this.#ops.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C);
+    if (padRow) backend.copy(padRow, ws.padRow);
+    this.#gradsMirrorStale = this.device !== "cpu";
     onGradientsFinal?.([embed]);
   }
 
   /** ws.dres holds ∂/∂x_{l+1} on entry and ∂/∂x_l on exit; parameter gradients accumulate. */
-  #layerBackward(l: number, ws: Workspace, a: LayerActs, positions: Int32Array, dropout: DropoutDraw | null): void {
+  #layerBackward(l: number, ws: Workspace, a: LayerActs, positions: I32, dropout: DropoutDraw | null): void {
     const cfg = this.config;
     const { B, T, N, C, I, H, Hkv, D } = this.#layerDims(ws);
     const kvC = Hkv * D;
@@ -1054,51 +1287,51 @@ export class LlamaModel {
     // The gradient of a dropped branch output is the stream's gradient through the same mask.
     const branchGrad = (site: number): F32 => {
       if (!dropout) return ws.dres;
-      binding.rngDropout(ws.ddrop!, ws.dres, N, C, dropout.p, dropout.seed, dropout.rowOffsets(site));
+      this.#dropout(ws.ddrop!, ws.dres, N, dropout, site);
       return ws.ddrop!;
     };
 
     // MLP: x' = mid + scale·dropout(act·Wdᵀ)
     const dres = this.#operand(branchGrad(2 * l + 1), ws.dresB, N * C);
-    const dact = ws.dact.subarray(0, N * I);
-    gemm(false, false, N, I, C, dres, this.#lw(l, "down_proj"), 0, dact, scale);
-    gemm(true, false, C, I, N, dres, a.actb ?? a.act, 1, g("down_proj"), scale);
-    binding.swigluBackward(ws.dgate, ws.dup, dact, a.gate, a.up, N * I);
+    const dact = this.#backend.view(ws.dact, 0, N * I, "f32");
+    this.#gemm(false, false, N, I, C, dres, this.#lw(l, "down_proj"), 0, dact, scale);
+    this.#gemm(true, false, C, I, N, dres, a.actb ?? a.act, 1, g("down_proj"), scale);
+    this.#ops.swigluBackward(ws.dgate, ws.dup, dact, a.gate, a.up, N * I);
     const dgate = this.#operand(ws.dgate, ws.dgateB, N * I);
     const dup = this.#operand(ws.dup, ws.dupB, N * I);
-    const dh2 = ws.dtmp.subarray(0, N * C);
-    gemm(false, false, N, C, I, dgate, this.#lw(l, "gate_proj"), 0, dh2);
-    gemm(false, false, N, C, I, dup, this.#lw(l, "up_proj"), 1, dh2);
+    const dh2 = this.#backend.view(ws.dtmp, 0, N * C, "f32");
+    this.#gemm(false, false, N, C, I, dgate, this.#lw(l, "gate_proj"), 0, dh2);
+    this.#gemm(false, false, N, C, I, dup, this.#lw(l, "up_proj"), 1, dh2);
     const h2 = a.h2b ?? a.h2;
-    gemm(true, false, I, C, N, dgate, h2, 1, g("gate_proj"));
-    gemm(true, false, I, C, N, dup, h2, 1, g("up_proj"));
+    this.#gemm(true, false, I, C, N, dgate, h2, 1, g("gate_proj"));
+    this.#gemm(true, false, I, C, N, dup, h2, 1, g("up_proj"));
     // ∂/∂mid = dres + rmsnorm_backward(dh2); dact is free scratch of at least N·C.
-    const dmidNorm = ws.dact.subarray(0, N * C);
+    const dmidNorm = this.#backend.view(ws.dact, 0, N * C, "f32");
     this.#normBackward(2 * l + 1, dmidNorm, dh2, a.mid, layerParamName(l, "post_attention_layernorm"), a.rstd2, N, T);
-    binding.add(ws.dres, ws.dres, dmidNorm, N * C);
+    this.#ops.add(ws.dres, ws.dres, dmidNorm, N * C);
 
     // Attention: mid = x + scale·dropout(att·Woᵀ)
     const dmid = this.#operand(branchGrad(2 * l), ws.dresB, N * C);
-    const datt = ws.dtmp.subarray(0, N * C);
-    gemm(false, false, N, C, C, dmid, this.#lw(l, "o_proj"), 0, datt, scale);
-    gemm(true, false, C, C, N, dmid, a.attb ?? a.att, 1, g("o_proj"), scale);
-    binding.attentionBackward(ws.dq, ws.dk, ws.dv, datt, a.q, a.k, a.v, a.att, a.lse, B, T, H, Hkv, D, 1 / Math.sqrt(D));
-    binding.ropeBackward(ws.dq, ws.dq, positions, B, T, H, D, cfg.rope_theta);
-    binding.ropeBackward(ws.dk, ws.dk, positions, B, T, Hkv, D, cfg.rope_theta);
+    const datt = this.#backend.view(ws.dtmp, 0, N * C, "f32");
+    this.#gemm(false, false, N, C, C, dmid, this.#lw(l, "o_proj"), 0, datt, scale);
+    this.#gemm(true, false, C, C, N, dmid, a.attb ?? a.att, 1, g("o_proj"), scale);
+    this.#ops.attentionBackward(ws.dq, ws.dk, ws.dv, datt, a.q, a.k, a.v, a.att, a.lse, B, T, H, Hkv, D, 1 / Math.sqrt(D));
+    this.#ops.ropeBackward(ws.dq, ws.dq, positions, B, T, H, D, cfg.rope_theta);
+    this.#ops.ropeBackward(ws.dk, ws.dk, positions, B, T, Hkv, D, cfg.rope_theta);
     const dq = this.#operand(ws.dq, ws.dqB, N * C);
     const dk = this.#operand(ws.dk, ws.dkB, N * kvC);
     const dv = this.#operand(ws.dv, ws.dvB, N * kvC);
-    const dh1 = ws.dtmp.subarray(0, N * C);
-    gemm(false, false, N, C, C, dq, this.#lw(l, "q_proj"), 0, dh1);
-    gemm(false, false, N, C, kvC, dk, this.#lw(l, "k_proj"), 1, dh1);
-    gemm(false, false, N, C, kvC, dv, this.#lw(l, "v_proj"), 1, dh1);
+    const dh1 = this.#backend.view(ws.dtmp, 0, N * C, "f32");
+    this.#gemm(false, false, N, C, C, dq, this.#lw(l, "q_proj"), 0, dh1);
+    this.#gemm(false, false, N, C, kvC, dk, this.#lw(l, "k_proj"), 1, dh1);
+    this.#gemm(false, false, N, C, kvC, dv, this.#lw(l, "v_proj"), 1, dh1);
     const h1 = a.h1b ?? a.h1;
-    gemm(true, false, C, C, N, dq, h1, 1, g("q_proj"));
-    gemm(true, false, kvC, C, N, dk, h1, 1, g("k_proj"));
-    gemm(true, false, kvC, C, N, dv, h1, 1, g("v_proj"));
-    const dxNorm = ws.dact.subarray(0, N * C);
+    this.#gemm(true, false, C, C, N, dq, h1, 1, g("q_proj"));
+    this.#gemm(true, false, kvC, C, N, dk, h1, 1, g("k_proj"));
+    this.#gemm(true, false, kvC, C, N, dv, h1, 1, g("v_proj"));
+    const dxNorm = this.#backend.view(ws.dact, 0, N * C, "f32");
     this.#normBackward(2 * l, dxNorm, dh1, ws.residual[l]!, layerParamName(l, "input_layernorm"), a.rstd1, N, T);
-    binding.add(ws.dres, ws.dres, dxNorm, N * C);
+    this.#ops.add(ws.dres, ws.dres, dxNorm, N * C);
   }
 
   /** Frees the parameters, gradients and activations now. */
@@ -1111,9 +1344,13 @@ export class LlamaModel {
     this.#decode = null;
     this.#termGrad?.dispose();
     this.#termGrad = null;
-    this.params.dispose();
-    this.grads.dispose();
-    this.paramsBf16?.dispose();
+    this.#decodeLogits?.memory.dispose();
+    this.#decodeLogits = null;
+    this.#views.clear();
+    this.#memory.dispose();
+    this.#hostParams.dispose();
+    this.#hostGrads?.dispose();
+    this.#hostParamsBf16?.dispose();
     this.#film?.dispose();
     this.#film = null;
   }

@@ -177,6 +177,7 @@ export function loadTrainingCheckpoint(dir: string, options: LlamaModelOptions =
     } finally {
       reader.close();
     }
+    trainer.optimizer.markMomentsChanged();
   } catch (err) {
     trainer.dispose();
     model.dispose();

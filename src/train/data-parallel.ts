@@ -116,6 +116,7 @@ export class DataParallel {
     readonly communicator: Communicator,
     bucketCapMb = DEFAULT_BUCKET_CAP_MB,
   ) {
+    if (model.device !== "cpu") throw new GrowlmError("DataParallel", `data-parallel training is not supported on cuda yet (the model is on "${model.device}")`);
     this.buckets = gradientBuckets(model, bucketCapMb);
     this.buckets.forEach((b, i) => b.names.forEach((name) => this.#bucketOf.set(name, i)));
     this.#unfinished = new Int32Array(this.buckets.length);

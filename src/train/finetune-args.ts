@@ -49,6 +49,7 @@ export const TRAINING_FLAGS: Record<string, FlagSpec & { field: keyof FinetuneOp
   do_eval: { kind: "bool", field: "doEval" },
   bf16: { kind: "bool", field: "bf16" },
   gradient_checkpointing: { kind: "bool", field: "gradientCheckpointing" },
+  device: { kind: "string", field: "device" },
   max_train_samples: { kind: "int", field: "maxTrainSamples" },
   max_eval_samples: { kind: "int", field: "maxEvalSamples" },
   // Probabilistic fine-tuning (src/probabilistic/finetune-mode.ts).

@@ -77,6 +77,8 @@ export interface FinetuneOptions extends ProbabilisticFinetuneOptions, StrategyO
   doEval: boolean;
   bf16: boolean;
   gradientCheckpointing: boolean;
+  /** "cpu", "cuda" or "cuda:N": where the model trains. */
+  device: string;
   maxTrainSamples: number | null;
   maxEvalSamples: number | null;
 }
@@ -115,6 +117,7 @@ export const FINETUNE_DEFAULTS: Omit<FinetuneOptions, "modelNameOrPath" | "datas
   doEval: false,
   bf16: false,
   gradientCheckpointing: false,
+  device: "cpu",
   maxTrainSamples: null,
   maxEvalSamples: null,
   probabilistic: null,
@@ -250,7 +253,7 @@ export async function finetune(options: FinetuneOptions, reporter: FinetuneRepor
   const microPerEpoch = Math.ceil(Math.ceil(train.length / world) / bs);
   const stepsPerEpoch = Math.max(1, Math.ceil(microPerEpoch / ga));
   const maxSteps = options.maxSteps > 0 ? options.maxSteps : Math.ceil(options.numTrainEpochs * stepsPerEpoch);
-  const modelOptions = { matmul: options.bf16 ? ("bfloat16" as const) : ("float32" as const), recompute: options.gradientCheckpointing };
+  const modelOptions = { matmul: options.bf16 ? ("bfloat16" as const) : ("float32" as const), recompute: options.gradientCheckpointing, device: options.device };
 
   let trainer: Trainer;
   let logHistory: LogRecord[] = [];

@@ -7,9 +7,17 @@
  * A model with a FiLM-Ensemble attached (src/probabilistic/film.ts) has a second flat buffer,
  * its members' γ and β: AdamW keeps moments for it too (filmM, filmV; no weight decay: γ and
  * β are norm parameters), and the clipped norm is the norm over both buffers.
+ *
+ * The update runs where the model is (LlamaModel.device): the moments live there too, and on
+ * a CUDA device the norm and the step are binding.cuda's ops on the model's device buffers
+ * (the model's state), so no parameter crosses to the host during training. `m` and `v` are
+ * then host mirrors as the model's `params` are: downloaded on access after a step, uploaded
+ * by markMomentsChanged() after a write (resuming, growth).
  */
+import type { Buffers } from "../device.js";
 import { GrowlmError } from "../errors.js";
 import { adamwStep, globalGradNorm } from "../kernels/adamw.js";
+import { BufferSet } from "../model/backend.js";
 import type { LlamaModel } from "../model/llama.js";
 import { Tensor } from "../tensor.js";
 
@@ -30,9 +38,13 @@ export interface StepStats {
 }
 
 export class AdamW {
-  /** First and second moments, flat, in the model's layout (exp_avg, exp_avg_sq). */
-  readonly m: Tensor<"float32">;
-  readonly v: Tensor<"float32">;
+  /** The moments on the model's device (the host tensors themselves on the CPU). */
+  readonly #m: Buffers["f32"];
+  readonly #v: Buffers["f32"];
+  readonly #hostM: Tensor<"float32">;
+  readonly #hostV: Tensor<"float32">;
+  /** A step changed the device moments since the host mirrors were downloaded. */
+  #momentsMirrorStale = false;
   /** Moments of the FiLM-Ensemble's parameters (null without one; attach it before creating the optimizer). */
   readonly filmM: Tensor<"float32"> | null;
   readonly filmV: Tensor<"float32"> | null;
@@ -43,7 +55,10 @@ export class AdamW {
   readonly eps: number;
   readonly weightDecay: number;
   readonly maxGradNorm: number;
-  readonly #segments: { begin: number; end: number; decay: boolean }[];
+  readonly #memory: BufferSet<Buffers>;
+  /** The layout's decay segments as the kernel takes them: begins (and the end) [S + 1], flags [S]. */
+  readonly #segBegin: Buffers["i64"];
+  readonly #segDecay: Buffers["u8"];
 
   constructor(readonly model: LlamaModel, options: AdamwOptions = {}) {
     this.beta1 = options.beta1 ?? 0.9;
@@ -52,11 +67,54 @@ export class AdamW {
     this.weightDecay = options.weightDecay ?? 0;
     this.maxGradNorm = options.maxGradNorm ?? 1;
     if (!(this.maxGradNorm >= 0)) throw new GrowlmError("AdamW", `max_grad_norm must be >= 0 but is ${this.maxGradNorm}`);
-    this.m = Tensor.zeros([model.layout.numel]);
-    this.v = Tensor.zeros([model.layout.numel]);
-    this.#segments = model.layout.decaySegments();
+    for (const [name, value] of [["beta1", this.beta1], ["beta2", this.beta2]] as const) {
+      if (!(value >= 0 && value < 1)) throw new GrowlmError("AdamW", `${name} must be in [0, 1) but is ${value}`);
+    }
+    if (!(this.eps > 0 && Number.isFinite(this.eps))) throw new GrowlmError("AdamW", `eps must be finite and > 0 but is ${this.eps}`);
+    if (!(this.weightDecay >= 0 && Number.isFinite(this.weightDecay))) throw new GrowlmError("AdamW", `weight_decay must be finite and >= 0 but is ${this.weightDecay}`);
+    const { backend } = model.state;
+    this.#memory = new BufferSet(backend);
+    const n = model.layout.numel;
+    this.#hostM = Tensor.zeros([n]);
+    this.#hostV = Tensor.zeros([n]);
+    const onDevice = model.device !== "cpu";
+    this.#m = onDevice ? this.#memory.zeros(n, "f32") : this.#hostM.data;
+    this.#v = onDevice ? this.#memory.zeros(n, "f32") : this.#hostV.data;
+    const segments = model.layout.decaySegments();
+    const begins = BigInt64Array.from([...segments.map((s) => BigInt(s.begin)), BigInt(n)]);
+    const decay = Uint8Array.from(segments, (s) => (s.decay ? 1 : 0));
+    this.#segBegin = backend.input(begins, () => this.#memory.alloc(begins.length, "i64"), "i64");
+    this.#segDecay = backend.input(decay, () => this.#memory.alloc(decay.length, "u8"), "u8");
     this.filmM = model.film ? Tensor.zeros([model.film.params.numel]) : null;
     this.filmV = model.film ? Tensor.zeros([model.film.params.numel]) : null;
+  }
+
+  /** First moment (exp_avg), flat, in the model's layout: a host mirror on a CUDA device (see the module comment). */
+  get m(): Tensor<"float32"> {
+    this.#syncMoments();
+    return this.#hostM;
+  }
+
+  /** Second moment (exp_avg_sq), flat, in the model's layout: a host mirror on a CUDA device. */
+  get v(): Tensor<"float32"> {
+    this.#syncMoments();
+    return this.#hostV;
+  }
+
+  /** Call after writing `m` or `v` directly (resuming, growth): on a CUDA device this uploads them. */
+  markMomentsChanged(): void {
+    const { backend } = this.model.state;
+    backend.upload(this.#m, this.#hostM.data);
+    backend.upload(this.#v, this.#hostV.data);
+    this.#momentsMirrorStale = false;
+  }
+
+  #syncMoments(): void {
+    if (!this.#momentsMirrorStale) return;
+    const { backend } = this.model.state;
+    backend.download(this.#hostM.data, this.#m);
+    backend.download(this.#hostV.data, this.#v);
+    this.#momentsMirrorStale = false;
   }
 
   /** One update with learning rate `lr` from the model's accumulated gradients. */
@@ -66,7 +124,10 @@ export class AdamW {
     if ((film === null) !== (this.filmM === null) || (film && film.params.numel !== this.filmM!.numel)) {
       throw new GrowlmError("AdamW.update", "the model's FiLM-Ensemble changed since the optimizer was created");
     }
-    const gradNorm = film ? Math.hypot(globalGradNorm(model.grads), globalGradNorm(film.grads)) : globalGradNorm(model.grads);
+    const { backend, params, grads, paramsBf16 } = model.state;
+    const n = model.layout.numel;
+    const modelNorm = backend.ops.globalGradNorm(grads, n);
+    const gradNorm = film ? Math.hypot(modelNorm, globalGradNorm(film.grads)) : modelNorm;
     let gradScale = 1;
     if (this.maxGradNorm > 0 && Number.isFinite(this.maxGradNorm)) {
       // torch: clip_coef = max_norm / (total_norm + 1e-6) in float32, clamped to 1.
@@ -76,11 +137,11 @@ export class AdamW {
     if (!Number.isFinite(gradScale)) {
       throw new GrowlmError("AdamW.update", `the gradient norm is ${gradNorm}: refusing to write non-finite parameters`);
     }
+    if (!(lr >= 0 && Number.isFinite(lr))) throw new GrowlmError("AdamW.update", `the learning rate must be finite and >= 0 but is ${lr}`);
     this.step += 1;
-    adamwStep(
-      { params: model.params, grads: model.grads, m: this.m, v: this.v, ...(model.paramsBf16 ? { paramsBf16: model.paramsBf16 } : {}) },
-      this.#segments,
-      { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step, gradScale },
+    backend.ops.adamwStep(
+      params, this.#m, this.#v, paramsBf16, grads, n, this.#segBegin, this.#segDecay,
+      lr, this.beta1, this.beta2, this.eps, this.weightDecay, this.step, gradScale,
     );
     if (film) {
       const flat = (t: Tensor<"float32">): Tensor<"float32"> => t.reshape([t.numel]);
@@ -90,14 +151,15 @@ export class AdamW {
         { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step, gradScale },
       );
     }
-    if (model.paramsBf16) model.markBf16Fresh();
-    else model.markParamsChanged();
+    model.markParamsUpdated(paramsBf16 !== null);
+    this.#momentsMirrorStale = model.device !== "cpu";
     return { gradNorm, lr };
   }
 
   dispose(): void {
-    this.m.dispose();
-    this.v.dispose();
+    this.#memory.dispose();
+    this.#hostM.dispose();
+    this.#hostV.dispose();
     this.filmM?.dispose();
     this.filmV?.dispose();
   }

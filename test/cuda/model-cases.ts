@@ -1,0 +1,211 @@
+/**
+ * The cases of "a model on cuda runs like the model on the CPU", shared by
+ * test/cuda/model.test.ts (the CUDA kernels: within stated tolerances) and
+ * test/cuda/model-movement.test.ts (CPU kernels behind device buffers: bitwise). A tiny GQA
+ * config with odd sizes (the emulator is slow): C = 32, 2 layers, 4 heads over 2 kv heads,
+ * V = 61, T = 7, B = 2, a pad token.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { expect, it } from "vitest";
+
+import type { Device } from "../../src/device.js";
+import { generate } from "../../src/eval/generate.js";
+import { KvCache } from "../../src/model/kv-cache.js";
+import { parseLlamaConfig } from "../../src/model/config.js";
+import { LlamaModel, type LlamaModelOptions } from "../../src/model/llama.js";
+import { loadPretrained, savePretrained } from "../../src/model/pretrained.js";
+import { Tensor } from "../../src/tensor.js";
+import { Trainer } from "../../src/train/trainer.js";
+import { DataParallel } from "../../src/train/data-parallel.js";
+import { EwcRegularizer } from "../../src/continual/ewc.js";
+import { FilmEnsemble } from "../../src/probabilistic/film.js";
+import type { Communicator } from "../../src/train/comm.js";
+import { BASE_SEED, randomInts, rng } from "../helpers/reference.js";
+
+/** Asserts `actual` (the cuda model's) agrees with `expected` (the CPU model's) at tolerance class `what`. */
+export type Compare = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: Tolerance, label: string) => void;
+/** fp32 forward values, fp32 gradients, bf16-product values, values after optimizer steps. */
+export type Tolerance = "forward" | "gradient" | "bf16" | "trained";
+
+export const CONFIG = parseLlamaConfig({
+  vocab_size: 61,
+  hidden_size: 32,
+  intermediate_size: 44,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 24,
+  pad_token_id: 0,
+});
+const B = 2;
+const T = 7;
+
+/** The same random model on `device`: seeded init, norm weights away from 1 (written through the host view). */
+export function makeModel(device: string, options: LlamaModelOptions = {}): LlamaModel {
+  const model = new LlamaModel(CONFIG, { ...options, device });
+  model.initialize(BASE_SEED);
+  const r = rng(BASE_SEED + 1);
+  const params = model.params.data;
+  for (const e of model.layout.entries) {
+    if (e.kind.endsWith("norm")) for (let i = 0; i < e.numel; i++) params[e.offset + i] = 0.5 + r();
+  }
+  model.markParamsChanged();
+  return model;
+}
+
+function batch(seed: number): { ids: Tensor; labels: Tensor } {
+  const ids = Tensor.from(randomInts(B * T, seed, CONFIG.vocab_size), [B, T], "int32");
+  const labels = ids.clone();
+  const r = rng(seed + 7);
+  const data = labels.data as Int32Array;
+  for (let i = 0; i < data.length; i++) if (r() < 0.2) data[i] = -100;
+  // The pad token appears, so the pad row's gradient rule is exercised.
+  (ids.data as Int32Array)[3] = 0;
+  return { ids, labels };
+}
+
+function compareGrads(compare: Compare, gpu: LlamaModel, cpu: LlamaModel, what: Tolerance, label: string): void {
+  for (const e of cpu.layout.entries) compare(gpu.grad(e.name).data, cpu.grad(e.name).data, what, `${label}: gradient of ${e.name}`);
+}
+
+/** Defines the cases (inside a describe of the caller's). */
+export function modelCases(device: Device, compare: Compare): void {
+  it.each([
+    ["float32", false],
+    ["float32", true],
+    ["bfloat16", false],
+  ] as const)("matmul %s (recompute %s): logits, loss, token losses and every gradient follow the CPU model", (matmul, recompute) => {
+    const cpu = makeModel("cpu", { matmul, recompute, headChunkRows: 5 });
+    const gpu = makeModel(device, { matmul, recompute, headChunkRows: 5 });
+    const value: Tolerance = matmul === "bfloat16" ? "bf16" : "forward";
+    const grad: Tolerance = matmul === "bfloat16" ? "bf16" : "gradient";
+    const { ids, labels } = batch(BASE_SEED + 11);
+    const positions = Tensor.from(Array.from({ length: B * T }, (_, i) => (i % T) + 2 * Math.floor(i / T)), [B, T], "int32");
+    const a = cpu.forward(ids, { labels, returnLogits: true, positions });
+    const b = gpu.forward(ids, { labels, returnLogits: true, positions });
+    compare(b.logits!.data, a.logits!.data, value, "logits");
+    compare([b.loss, b.lossSum], [a.loss, a.lossSum], value, "loss");
+    expect(b.count).toBe(a.count);
+    compare(b.tokenLosses!.data, a.tokenLosses!.data, value, "token losses");
+    // backward() after forward() (the head recomputed), then forwardBackward accumulating on top.
+    cpu.zeroGrad();
+    gpu.zeroGrad();
+    cpu.backward({ lossWeight: 0.25 });
+    gpu.backward({ lossWeight: 0.25 });
+    compareGrads(compare, gpu, cpu, grad, "backward()");
+    const next = batch(BASE_SEED + 12);
+    const c = cpu.forwardBackward(next.ids, next.labels);
+    const d = gpu.forwardBackward(next.ids, next.labels);
+    compare([d.loss], [c.loss], value, "forwardBackward loss");
+    compareGrads(compare, gpu, cpu, grad, "accumulated forwardBackward");
+    // nn.Embedding(padding_idx): the pad row gets no gradient, on the device too.
+    expect(gpu.grad("model.embed_tokens.weight").data.subarray(0, CONFIG.hidden_size).every((x) => x === 0)).toBe(true);
+    cpu.dispose();
+    gpu.dispose();
+  });
+
+  it("3 AdamW steps with clipping (fp32 and bf16 products): losses, parameters and moments follow the CPU trainer", () => {
+    for (const matmul of ["float32", "bfloat16"] as const) {
+      const run = (dev: string): { losses: number[]; model: LlamaModel; trainer: Trainer } => {
+        const model = makeModel(dev, { matmul });
+        const trainer = new Trainer(model, { schedule: { type: "constant", learningRate: 1e-2, totalSteps: 3 }, optimizer: { weightDecay: 0.1, maxGradNorm: 0.5 } });
+        const losses = [0, 1, 2].map((s) => trainer.trainStep([batch(BASE_SEED + 20 + s)]).loss);
+        return { losses, model, trainer };
+      };
+      const cpu = run("cpu");
+      const gpu = run(device);
+      const what: Tolerance = matmul === "bfloat16" ? "bf16" : "trained";
+      compare(gpu.losses, cpu.losses, what, `${matmul} losses`);
+      compare(gpu.model.params.data, cpu.model.params.data, what, `${matmul} parameters after 3 steps`);
+      compare(gpu.trainer.optimizer.m.data, cpu.trainer.optimizer.m.data, what, `${matmul} exp_avg`);
+      compare(gpu.trainer.optimizer.v.data, cpu.trainer.optimizer.v.data, what, `${matmul} exp_avg_sq`);
+      for (const r of [cpu, gpu]) {
+        r.trainer.dispose();
+        r.model.dispose();
+      }
+    }
+  });
+
+  it("greedy generation gives the CPU's tokens; forwardCached's logits and a reordered cache follow", () => {
+    const cpu = makeModel("cpu");
+    const gpu = makeModel(device);
+    const prompts = [[5, 9, 2], [7], [3, 3, 8, 1, 4]];
+    const a = generate(cpu, prompts, { maxNewTokens: 6, eosTokenId: null });
+    const b = generate(gpu, prompts, { maxNewTokens: 6, eosTokenId: null });
+    expect(b).toEqual(a);
+    // A cache on the device: prefill, select (reorder and repeat rows), one step.
+    const step = (model: LlamaModel): Float32Array[] => {
+      const cache = new KvCache(CONFIG, 3, 8, 2, 1, model.device);
+      const out = [Float32Array.from(model.forwardCached(Tensor.from([4, 6, 1, 2, 9, 5], [2, 3], "int32"), cache).data as Float32Array)];
+      cache.select([1, 0, 1]);
+      out.push(Float32Array.from(model.forwardCached(Tensor.from([7, 8, 3], [3, 1], "int32"), cache).data as Float32Array));
+      // The filled slots of every row (the rest of the storage is uninitialised on both).
+      const keys = cache.keys(1).data;
+      const span = cache.capacity * cache.slotSize;
+      out.push(Float32Array.from({ length: 3 * cache.length * cache.slotSize }, (_, i) => keys[Math.floor(i / (cache.length * cache.slotSize)) * span + (i % (cache.length * cache.slotSize))]!));
+      cache.dispose();
+      return out;
+    };
+    const x = step(cpu);
+    const y = step(gpu);
+    compare(y[0]!, x[0]!, "forward", "prefill logits");
+    compare(y[1]!, x[1]!, "forward", "logits after select");
+    compare(y[2]!, x[2]!, "forward", "layer 1 keys");
+    expect(() => cpu.forwardCached(Tensor.from([1], [1, 1], "int32"), new KvCache(CONFIG, 1, 4, 1, 1, device))).toThrow(
+      new RegExp(`LlamaModel.forwardCached: the cache is on "${device}" but the model on "cpu"`),
+    );
+    cpu.dispose();
+    gpu.dispose();
+  });
+
+  it("checkpoints: a CPU save loads on the device with the same logits; a device-trained model reloads on the CPU bitwise", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "growlm-cuda-model-"));
+    try {
+      const cpu = makeModel("cpu");
+      savePretrained(cpu, path.join(dir, "cpu"));
+      const loaded = loadPretrained(path.join(dir, "cpu"), { device });
+      expect(loaded.device).toBe(device);
+      const { ids } = batch(BASE_SEED + 30);
+      compare(loaded.forward(ids, { returnLogits: true }).logits!.data, cpu.forward(ids, { returnLogits: true }).logits!.data, "forward", "logits of the loaded model");
+
+      const trainer = new Trainer(loaded, { schedule: { type: "constant", learningRate: 1e-2, totalSteps: 3 } });
+      for (let s = 0; s < 3; s++) trainer.trainStep([batch(BASE_SEED + 40 + s)]);
+      // The mirror follows the device after the steps; a held-over Tensor is refreshed by the next access.
+      const trained = Float32Array.from(loaded.params.data);
+      expect(trained).not.toEqual(cpu.params.data);
+      savePretrained(loaded, path.join(dir, "trained"));
+      const back = loadPretrained(path.join(dir, "trained"));
+      expect(back.device).toBe("cpu");
+      expect(Buffer.from(back.params.data.buffer, back.params.data.byteOffset, back.params.data.byteLength).equals(Buffer.from(trained.buffer))).toBe(true);
+      // Writing the host view and markParamsChanged() reach the device.
+      const w = loaded.param("model.norm.weight").data;
+      w.fill(2);
+      back.param("model.norm.weight").data.fill(2);
+      loaded.markParamsChanged();
+      back.markParamsChanged();
+      compare(loaded.forward(ids, { returnLogits: true }).logits!.data, back.forward(ids, { returnLogits: true }).logits!.data, "forward", "logits after a host write");
+      for (const m of [cpu, loaded, back]) m.dispose();
+      trainer.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses the features not ported to cuda by name", () => {
+    const gpu = makeModel(device);
+    const film = new FilmEnsemble(CONFIG, 2);
+    expect(() => gpu.attachFilm(film)).toThrow(/LlamaModel.attachFilm: a FiLM-Ensemble is not supported on cuda yet/);
+    film.dispose();
+    expect(() => gpu.setDropout(0.1)).toThrow(/LlamaModel.setDropout: dropout is not supported on cuda yet/);
+    gpu.setDropout(0);
+    expect(() => gpu.setMcDropout({ samples: 2 })).toThrow(/LlamaModel.setMcDropout: MC dropout is not supported on cuda yet/);
+    const { ids, labels } = batch(BASE_SEED + 50);
+    expect(() => gpu.forwardBackward(ids, labels, { logitsTerm: () => undefined })).toThrow(/a logits term \(distillation, LwF\) is not supported on cuda yet/);
+    expect(() => new DataParallel(gpu, {} as Communicator)).toThrow(/DataParallel: data-parallel training is not supported on cuda yet/);
+    const n = gpu.layout.numel;
+    expect(() => new EwcRegularizer(gpu, Tensor.zeros([n]), Tensor.zeros([n]), 1)).toThrow(/EwcRegularizer: EWC is not supported on cuda yet/);
+    gpu.dispose();
+  });
+}

@@ -1,0 +1,19 @@
+/**
+ * A model on "cuda" with the CPU kernels behind its device buffers (test/helpers/cuda-shim.ts)
+ * gives the CPU model's bits: every upload, download, view, host mirror and cache copy the
+ * model makes around its kernels is exact. The CUDA kernels themselves are
+ * test/cuda/model.test.ts's subject.
+ */
+import { describe } from "vitest";
+
+import { expectBitwiseEqual } from "../helpers/reference.js";
+import { describeCuda } from "../helpers/cuda.js";
+import { installCpuShim } from "../helpers/cuda-shim.js";
+import { modelCases } from "./model-cases.js";
+
+describeCuda("LlamaModel on cuda, CPU kernels behind device buffers", () => {
+  installCpuShim();
+  describe("bitwise the CPU model", () => {
+    modelCases("cuda:0", (actual, expected, _what, label) => expectBitwiseEqual(Float64Array.from(actual), Float64Array.from(expected), label));
+  });
+});
