@@ -68,8 +68,9 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
 }
 
 // rmsnormFilmForward(out, rstd, inp, weight, gamma, beta, N, C, group, M, eps)
+template <class A>
 Napi::Value RmsnormFilmForward(const Napi::CallbackInfo& info) {
-  Args args(info, "rmsnormFilmForward", 11);
+  A args(info, "rmsnormFilmForward", 11);
   const int64_t N = args.size(6, "N", 0);
   const int64_t C = args.size(7, "C", 1);
   const int64_t group = args.size(8, "group", 1);
@@ -85,13 +86,19 @@ Napi::Value RmsnormFilmForward(const Napi::CallbackInfo& info) {
   const float* weight = args.f32(3, "weight", C, shape("C", {C}));
   const float* gamma = args.f32(4, "gamma", MC, mc);
   const float* beta = args.f32(5, "beta", MC, mc);
-  rmsnorm_film_forward(out, rstd, inp, weight, gamma, beta, N, C, group, M, eps, context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rmsnorm_film_forward, out, rstd, inp, weight, gamma, beta, N, C, group, M, eps,
+                     args.context());
+  } else {
+    rmsnorm_film_forward(out, rstd, inp, weight, gamma, beta, N, C, group, M, eps, context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
 // rmsnormFilmBackward(dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma, rstd, N, C, group, M)
+template <class A>
 Napi::Value RmsnormFilmBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "rmsnormFilmBackward", 13);
+  A args(info, "rmsnormFilmBackward", 13);
   const int64_t N = args.size(9, "N", 0);
   const int64_t C = args.size(10, "C", 1);
   const int64_t group = args.size(11, "group", 1);
@@ -110,8 +117,13 @@ Napi::Value RmsnormFilmBackward(const Napi::CallbackInfo& info) {
   const float* weight = args.f32(6, "weight", C, c);
   const float* gamma = args.f32(7, "gamma", MC, mc);
   const float* rstd = args.f32(8, "rstd", N, shape("N", {N}));
-  rmsnorm_film_backward(dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma, rstd, N, C, group, M,
-                        context(info.Env()));
+  if constexpr (A::on_device) {
+    GROWLM_CUDA_CALL(args.context(), rmsnorm_film_backward, dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma,
+                     rstd, N, C, group, M, args.context());
+  } else {
+    rmsnorm_film_backward(dinp, dweight, dgamma, dbeta, dout, inp, weight, gamma, rstd, N, C, group, M,
+                          context(info.Env()));
+  }
   return info.Env().Undefined();
 }
 
@@ -123,8 +135,10 @@ void InitNorm(Napi::Env env, Napi::Object exports) {
   Napi::Object cuda = cuda_exports(env, exports);
   bind(env, cuda, "rmsnormForward", RmsnormForward<CudaArgs>);
   bind(env, cuda, "rmsnormBackward", RmsnormBackward<CudaArgs>);
-  bind(env, exports, "rmsnormFilmForward", RmsnormFilmForward);
-  bind(env, exports, "rmsnormFilmBackward", RmsnormFilmBackward);
+  bind(env, exports, "rmsnormFilmForward", RmsnormFilmForward<Args>);
+  bind(env, exports, "rmsnormFilmBackward", RmsnormFilmBackward<Args>);
+  bind(env, cuda, "rmsnormFilmForward", RmsnormFilmForward<CudaArgs>);
+  bind(env, cuda, "rmsnormFilmBackward", RmsnormFilmBackward<CudaArgs>);
 }
 
 }  // namespace growlm::bindings

@@ -55,7 +55,7 @@ export interface CoreBinding {
  * order with DeviceBuffers for typed arrays (each family declares which of its ops exist).
  */
 export type CudaBinding = CudaCoreBinding &
-  Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward"> &
+  Pick<NormBinding<DeviceBuffers>, "rmsnormForward" | "rmsnormBackward" | "rmsnormFilmForward" | "rmsnormFilmBackward"> &
   Pick<ElementwiseBinding<DeviceBuffers>, "add" | "copy" | "scale" | "f32ToBf16" | "bf16ToF32"> &
   RopeBinding<DeviceBuffers> &
   SwigluBinding<DeviceBuffers> &
