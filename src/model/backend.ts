@@ -19,6 +19,7 @@ import type { ElementwiseBinding } from "../kernels/elementwise.js";
 import type { EmbeddingBinding } from "../kernels/embedding.js";
 import type { GemmBinding } from "../kernels/gemm.js";
 import type { NormBinding } from "../kernels/norm.js";
+import type { RngBinding } from "../kernels/rng.js";
 import type { RopeBinding } from "../kernels/rope.js";
 import type { SwigluBinding } from "../kernels/swiglu.js";
 import type { XentBinding } from "../kernels/xent.js";
@@ -32,18 +33,19 @@ export type ModelOps<B extends Buffers> =
   Pick<ElementwiseBinding<B>, "add" | "f32ToBf16"> &
   Pick<GemmBinding<B>, "sgemm" | "gemmBf16"> &
   Pick<AttentionBinding<B>, "attentionForward" | "attentionBackward" | "attentionCachedForward"> &
-  Pick<NormBinding<B>, "rmsnormForward" | "rmsnormBackward"> &
+  Pick<NormBinding<B>, "rmsnormForward" | "rmsnormBackward" | "rmsnormFilmForward" | "rmsnormFilmBackward"> &
   RopeBinding<B> &
   SwigluBinding<B> &
   EmbeddingBinding<B> &
   XentBinding<B> &
-  Pick<AdamwBinding<B>, "adamwStep" | "globalGradNorm">;
+  Pick<AdamwBinding<B>, "adamwStep" | "globalGradNorm"> &
+  Pick<RngBinding<B>, "rngDropout">;
 
 /** The names of ModelOps, which a CUDA binding must provide before a model runs on it. */
 export const MODEL_OPS = [
   "add", "f32ToBf16", "sgemm", "gemmBf16", "attentionForward", "attentionBackward", "attentionCachedForward",
-  "rmsnormForward", "rmsnormBackward", "ropeForward", "ropeBackward", "swigluForward", "swigluBackward",
-  "embeddingForward", "embeddingBackward", "crossEntropyForward", "crossEntropyBackward", "adamwStep", "globalGradNorm",
+  "rmsnormForward", "rmsnormBackward", "rmsnormFilmForward", "rmsnormFilmBackward", "ropeForward", "ropeBackward", "swigluForward", "swigluBackward",
+  "embeddingForward", "embeddingBackward", "crossEntropyForward", "crossEntropyBackward", "adamwStep", "globalGradNorm", "rngDropout",
 ] as const satisfies readonly (keyof ModelOps<HostBuffers>)[];
 
 /** Kernels plus memory of one device. */

@@ -53,8 +53,11 @@
  * - `grads` / `grad(name)` download the device gradients when a backward or zeroGrad changed
  *   them; they are a read-only snapshot (writes to them are not uploaded).
  * On the CPU the mirrors are the buffers themselves and nothing is copied.
- * FiLM-Ensembles, dropout and MC dropout, logits terms (distillation, LwF), EWC and
- * data-parallel training are CPU-only so far: a CUDA model refuses them by name.
+ * An attached FiLM-Ensemble moves to the model's device and keeps its own mirrors the same way
+ * (src/probabilistic/film.ts); dropout masks are drawn on the device (rngDropout, the CPU's
+ * bits) from row offsets computed on the host and uploaded per site.
+ * Logits terms (distillation, LwF), EWC and data-parallel training are CPU-only so far: a
+ * CUDA model refuses them by name.
  *
  * Checked against a float64 PyTorch reference (tools/torch_llama.py) in test/model/.
  */
@@ -156,6 +159,7 @@ export interface BackwardOptions {
 type F32 = Buffers["f32"];
 type BF16 = Buffers["bf16"];
 type I32 = Buffers["i32"];
+type I64 = Buffers["i64"];
 
 /** `buffer` as a host array, for the CPU-only features (FiLM, dropout, logits terms); refuses a device buffer. */
 function hostOnly(op: string, feature: string, buffer: F32): Float32Array {
@@ -194,8 +198,8 @@ class Workspace extends NativeBuffers {
   readonly hf: F32; readonly rstdf: F32; readonly hfb: BF16 | null;
   /** The default positions (0..T-1 in every row) on the backend. */
   readonly positions: I32;
-  /** Device scratch for what each forward uploads (ids, caller positions, targets; unused on the CPU). */
-  readonly idsIn: I32; readonly positionsIn: I32; readonly targetsIn: I32;
+  /** Device scratch for what each forward uploads (ids, caller positions, targets, a dropout site's row offsets; unused on the CPU). */
+  readonly idsIn: I32; readonly positionsIn: I32; readonly targetsIn: I32; readonly dropoutOffsetsIn: I64;
   /** Host targets: row (b, t) predicts targetsHost[b·T + t]. */
   readonly targetsHost: Int32Array;
   /** The kernels' token losses [B·T] (tokenLosses' own memory on the CPU). */
@@ -241,6 +245,7 @@ class Workspace extends NativeBuffers {
     this.idsIn = this.alloc(onDevice ? N : 1, "i32");
     this.positionsIn = this.alloc(onDevice ? N : 1, "i32");
     this.targetsIn = this.alloc(onDevice ? N : 1, "i32");
+    this.dropoutOffsetsIn = this.alloc(onDevice && dropout ? N : 1, "i64");
     this.targetsHost = new Int32Array(N);
     this.tokenLosses = this.own(Tensor.empty([B, T]));
     this.tokenLossesOut = backend.output(this.tokenLosses.data, () => f(N), "f32");
@@ -285,8 +290,8 @@ class DecodeWorkspace extends NativeBuffers {
   readonly att: F32; readonly mid: F32; readonly gate: F32; readonly up: F32; readonly act: F32;
   readonly hb: BF16 | null; readonly attb: BF16 | null; readonly actb: BF16 | null;
   readonly positions: Int32Array;
-  /** Device scratch for the uploaded ids, positions and key begins (unused on the CPU). */
-  readonly idsIn: I32; readonly positionsIn: I32; readonly keyBeginIn: I32;
+  /** Device scratch for the uploaded ids, positions, key begins and a dropout site's row offsets (unused on the CPU). */
+  readonly idsIn: I32; readonly positionsIn: I32; readonly keyBeginIn: I32; readonly dropoutOffsetsIn: I64;
   /** [FUSED_ROWS, C + 2·kvC] and [FUSED_ROWS, 2·I]: the fused products of a decoding step. */
   readonly qkv: F32; readonly gateUp: F32;
 
@@ -317,6 +322,7 @@ class DecodeWorkspace extends NativeBuffers {
     this.idsIn = this.alloc(onDevice ? N : 1, "i32");
     this.positionsIn = this.alloc(onDevice ? N : 1, "i32");
     this.keyBeginIn = this.alloc(onDevice ? N : 1, "i32");
+    this.dropoutOffsetsIn = this.alloc(onDevice ? N : 1, "i64");
     this.qkv = f(FUSED_ROWS * (C + 2 * kvC));
     this.gateUp = f(FUSED_ROWS * 2 * I);
   }
@@ -611,12 +617,12 @@ export class LlamaModel {
   attachFilm(film: FilmEnsemble | null): void {
     this.#checkAlive();
     if (film !== null) {
-      this.#cpuOnly("LlamaModel.attachFilm", "a FiLM-Ensemble");
       if (this.#mcDropout) throw new GrowlmError("LlamaModel.attachFilm", "MC dropout is on: an ensemble is either FiLM members or dropout samples (setMcDropout(null) first)");
       const sites = 2 * this.config.num_hidden_layers + 1;
       if (film.hiddenSize !== this.config.hidden_size || film.sites.length !== sites) {
         throw new GrowlmError("LlamaModel.attachFilm", `the ensemble has ${film.sites.length} sites of ${film.hiddenSize} channels but the model needs ${sites} of ${this.config.hidden_size}`);
       }
+      film.placeOn(this.#backend);
     }
     if (this.#film !== film) this.#film?.dispose();
     this.#film = film;
@@ -637,7 +643,6 @@ export class LlamaModel {
   setDropout(p: number, stream: RandomStream | null = null): void {
     this.#checkAlive();
     if (!(p >= 0 && Math.fround(p) < 1)) throw new GrowlmError("LlamaModel.setDropout", `the dropout probability must be in [0, 1) but is ${p}`);
-    if (p > 0) this.#cpuOnly("LlamaModel.setDropout", "dropout");
     this.#dropoutP = p;
     this.#dropoutStream = stream;
     this.#version++;
@@ -657,7 +662,6 @@ export class LlamaModel {
     this.#checkAlive();
     const op = "LlamaModel.setMcDropout";
     if (options !== null) {
-      this.#cpuOnly(op, "MC dropout");
       if (this.#film) throw new GrowlmError(op, "a FiLM-Ensemble is attached: an ensemble is either FiLM members or dropout samples");
       if (!Number.isSafeInteger(options.samples) || options.samples < 1) throw new GrowlmError(op, `mc_samples must be a positive integer but is ${options.samples}`);
       const seed = options.seed ?? 0;
@@ -845,7 +849,7 @@ export class LlamaModel {
       ops.attentionCachedForward(att, q, keys, values, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
       const scale = this.#branchScales[l]!;
       this.#gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
-      if (dropout) this.#dropout(mid, mid, N, dropout, 2 * l);
+      if (dropout) this.#dropout(mid, mid, N, dropout, 2 * l, () => ws.dropoutOffsetsIn);
       ops.add(mid, mid, x, N * C);
       this.#normForward(2 * l + 1, h, rstd, mid, layerParamName(l, "post_attention_layernorm"), N, T);
       const h2 = this.#operand(h, hb, N * C);
@@ -862,7 +866,7 @@ export class LlamaModel {
       }
       ops.swigluForward(act, gate, up, N * I);
       this.#gemm(false, true, N, C, I, this.#operand(act, actb, N * I), this.#lw(l, "down_proj"), 0, x, scale);
-      if (dropout) this.#dropout(x, x, N, dropout, 2 * l + 1);
+      if (dropout) this.#dropout(x, x, N, dropout, 2 * l + 1, () => ws.dropoutOffsetsIn);
       ops.add(x, x, mid, N * C);
     }
     cache.length = start + T;
@@ -877,10 +881,12 @@ export class LlamaModel {
       this.#gemm(false, true, B, V, C, hfOperand, this.#w(this.#headName), 0, head);
       backend.download(logits.data as Float32Array, head);
     } else {
-      // Members exist on the CPU only (FiLM, MC dropout).
-      const head = new Float32Array(B * V);
+      // The members' logits [rows, K, V] come to the host, which averages their probabilities.
+      const memberLogits = new Float32Array(B * V);
+      const head = backend.output(memberLogits, () => this.#decodeLogitsBuffer(B * V), "f32");
       this.#gemm(false, true, B, V, C, hfOperand, this.#w(this.#headName), 0, head);
-      logMeanSoftmax(head, rows, K, V, logits.data as Float32Array);
+      backend.download(memberLogits, head);
+      logMeanSoftmax(memberLogits, rows, K, V, logits.data as Float32Array);
     }
     return logits as Tensor<"float32">;
   }
@@ -925,10 +931,10 @@ export class LlamaModel {
     else this.#ops.sgemm(transA, transB, M, N, K, alpha, A as F32, lda, B as F32, ldb, beta, C, N);
   }
 
-  /** Dropout of site `site` on N rows (CPU only: setDropout refuses a CUDA model). */
-  #dropout(out: F32, inp: F32, N: number, dropout: DropoutDraw, site: number): void {
-    const op = "LlamaModel";
-    binding.rngDropout(hostOnly(op, "dropout", out), hostOnly(op, "dropout", inp), N, this.config.hidden_size, dropout.p, dropout.seed, dropout.rowOffsets(site));
+  /** Dropout of site `site` on N rows; its row offsets go through `offsetsIn` (device scratch of at least N) on a device. */
+  #dropout(out: F32, inp: F32, N: number, dropout: DropoutDraw, site: number, offsetsIn: () => I64): void {
+    const offsets = this.#backend.input(dropout.rowOffsets(site), offsetsIn, "i64");
+    this.#ops.rngDropout(out, inp, N, this.config.hidden_size, dropout.p, dropout.seed, offsets);
   }
 
   #ids(op: string, t: Tensor, name: string): { data: Int32Array; B: number; T: number } {
@@ -962,9 +968,7 @@ export class LlamaModel {
       this.#ops.rmsnormForward(out, rstd, inp, this.#p(weight), N, C, eps);
       return;
     }
-    const op = "LlamaModel";
-    const host = (b: F32): Float32Array => hostOnly(op, "a FiLM-Ensemble", b);
-    binding.rmsnormFilmForward(host(out), host(rstd), host(inp), host(this.#p(weight)), film.gamma(site), film.beta(site), N, C, group, film.ensembleSize, eps);
+    this.#ops.rmsnormFilmForward(out, rstd, inp, this.#p(weight), film.kernelParam(site, "gamma"), film.kernelParam(site, "beta"), N, C, group, film.ensembleSize, eps);
   }
 
   /** Backward of #normForward: dinp overwritten; the norm weight's, γ's and β's gradients accumulate. */
@@ -975,10 +979,8 @@ export class LlamaModel {
       this.#ops.rmsnormBackward(dinp, this.#g(weight), dout, inp, this.#p(weight), rstd, N, C);
       return;
     }
-    const op = "LlamaModel";
-    const host = (b: F32): Float32Array => hostOnly(op, "a FiLM-Ensemble", b);
-    binding.rmsnormFilmBackward(
-      host(dinp), host(this.#g(weight)), film.gammaGrad(site), film.betaGrad(site), host(dout), host(inp), host(this.#p(weight)), film.gamma(site), host(rstd),
+    this.#ops.rmsnormFilmBackward(
+      dinp, this.#g(weight), film.kernelGrad(site, "gamma"), film.kernelGrad(site, "beta"), dout, inp, this.#p(weight), film.kernelParam(site, "gamma"), rstd,
       N, C, group, film.ensembleSize,
     );
   }
@@ -1130,6 +1132,7 @@ export class LlamaModel {
       }
     }
     if (labels && K > 1) {
+      backend.download(ws.tokenLosses.data, ws.tokenLossesOut);
       result.memberTokenLosses = ws.tokenLosses.reshape([logical.B, K, T]);
       result.tokenLosses = mixtureTokenLosses(ws.tokenLosses.data, logical.B, K, T, ws.mixtureLosses!);
     }
@@ -1183,7 +1186,7 @@ export class LlamaModel {
     const att = this.#operand(a.att, a.attb, N * C);
     const scale = this.#branchScales[l]!;
     this.#gemm(false, true, N, C, C, att, this.#lw(l, "o_proj"), 0, a.mid, scale);
-    if (dropout) this.#dropout(a.mid, a.mid, N, dropout, 2 * l);
+    if (dropout) this.#dropout(a.mid, a.mid, N, dropout, 2 * l, () => ws.dropoutOffsetsIn);
     this.#ops.add(a.mid, a.mid, x, N * C);
     this.#normForward(2 * l + 1, a.h2, a.rstd2, a.mid, layerParamName(l, "post_attention_layernorm"), N, T);
     const h2 = this.#operand(a.h2, a.h2b, N * C);
@@ -1193,7 +1196,7 @@ export class LlamaModel {
     const act = this.#operand(a.act, a.actb, N * I);
     const out = ws.residual[l + 1]!;
     this.#gemm(false, true, N, C, I, act, this.#lw(l, "down_proj"), 0, out, scale);
-    if (dropout) this.#dropout(out, out, N, dropout, 2 * l + 1);
+    if (dropout) this.#dropout(out, out, N, dropout, 2 * l + 1, () => ws.dropoutOffsetsIn);
     this.#ops.add(out, out, a.mid, N * C);
   }
 
@@ -1273,6 +1276,7 @@ export class LlamaModel {
     this.#ops.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C);
     if (padRow) backend.copy(padRow, ws.padRow);
     this.#gradsMirrorStale = this.device !== "cpu";
+    this.#film?.markGradsChanged();
     onGradientsFinal?.([embed]);
   }
 
@@ -1287,7 +1291,7 @@ export class LlamaModel {
     // The gradient of a dropped branch output is the stream's gradient through the same mask.
     const branchGrad = (site: number): F32 => {
       if (!dropout) return ws.dres;
-      this.#dropout(ws.ddrop!, ws.dres, N, dropout, site);
+      this.#dropout(ws.ddrop!, ws.dres, N, dropout, site, () => ws.dropoutOffsetsIn);
       return ws.ddrop!;
     };
 

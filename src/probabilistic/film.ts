@@ -22,8 +22,18 @@
  * The parameters live in one flat float32 buffer [sites, 2, M, C] (γ then β of each site),
  * with its own gradients; AdamW keeps moments for it beside the model's (no weight decay:
  * γ and β are norm parameters, centred on 1 and 0).
+ *
+ * Devices. An ensemble is made on the host; attaching it to a model on a CUDA device places it
+ * there (LlamaModel.attachFilm calls placeOn), with the model's host-mirror scheme: the kernels
+ * and the optimizer use device copies of params and grads (`state`), and `params`, `grads`,
+ * gamma(), beta(), gammaGrad(), betaGrad() and tensors() are host mirrors, downloaded on access
+ * after device work changed them (an optimizer step, a backward). A write to the host params is
+ * made visible by markParamsChanged(), which initializeFilm calls; `grads` is a read-only
+ * snapshot there. On the CPU the mirrors are the buffers themselves.
  */
+import type { Buffers, Device } from "../device.js";
 import { GrowlmError } from "../errors.js";
+import { type ModelBackend, BufferSet, cpuBackend } from "../model/backend.js";
 import type { LlamaConfig } from "../model/config.js";
 import { layerParamName } from "../model/params.js";
 import { binding } from "../native.js";
@@ -59,6 +69,14 @@ export function xavierUniformBound(ensembleSize: number, hiddenSize: number, gai
   return gain * Math.sqrt(6 / (hiddenSize + ensembleSize));
 }
 
+/** The ensemble's parameters and gradients where its kernels run (the host tensors' own arrays on the CPU). */
+export interface FilmState {
+  backend: ModelBackend<Buffers>;
+  /** float32 [sites, 2, M, C], the layout of FilmEnsemble.params. */
+  params: Buffers["f32"];
+  grads: Buffers["f32"];
+}
+
 /** The members' γ and β of every site, with their gradients (see the module comment). */
 export class FilmEnsemble {
   /** M, the number of members. */
@@ -66,12 +84,18 @@ export class FilmEnsemble {
   /** C, the channels of every site. */
   readonly hiddenSize: number;
   readonly sites: readonly FilmSite[];
-  /** float32 [sites, 2, M, C]: γ then β of each site. */
-  readonly params: Tensor<"float32">;
-  /** float32 gradients in the layout of params; the model's backward accumulates (+=). */
-  readonly grads: Tensor<"float32">;
   /** The film_init_gain the members were drawn with (null: unknown, e.g. loaded without it). */
   initGain: number | null = null;
+  readonly #hostParams: Tensor<"float32">;
+  readonly #hostGrads: Tensor<"float32">;
+  #state: FilmState;
+  /** The device copies (null on the CPU). */
+  #memory: BufferSet<Buffers> | null = null;
+  /** Kernel views of γ, β (p) and their gradients (g) per tensor k = 2·site + (β ? 1 : 0). */
+  #kernelViews: { p: Buffers["f32"]; g: Buffers["f32"] }[] = [];
+  /** The device copy changed since the host mirror was last downloaded. */
+  #paramsStale = false;
+  #gradsStale = false;
   #disposed = false;
 
   /** All members at γ = 1, β = 0 (each member is the deterministic model). */
@@ -82,9 +106,106 @@ export class FilmEnsemble {
     this.ensembleSize = ensembleSize;
     this.hiddenSize = config.hidden_size;
     this.sites = filmSites(config);
-    this.params = Tensor.zeros([this.sites.length, 2, ensembleSize, this.hiddenSize]);
-    this.grads = Tensor.zeros([this.sites.length, 2, ensembleSize, this.hiddenSize]);
+    this.#hostParams = Tensor.zeros([this.sites.length, 2, ensembleSize, this.hiddenSize]);
+    this.#hostGrads = Tensor.zeros([this.sites.length, 2, ensembleSize, this.hiddenSize]);
+    this.#state = { backend: cpuBackend as ModelBackend<Buffers>, params: this.#hostParams.data, grads: this.#hostGrads.data };
+    this.#kernelViews = this.#viewsOf(this.#state);
     for (let s = 0; s < this.sites.length; s++) this.gamma(s).fill(1);
+  }
+
+  /** float32 [sites, 2, M, C]: γ then β of each site (a host mirror on a device: see the module comment). */
+  get params(): Tensor<"float32"> {
+    this.#checkAlive();
+    if (this.#paramsStale) {
+      this.#state.backend.download(this.#hostParams.data, this.#state.params);
+      this.#paramsStale = false;
+    }
+    return this.#hostParams;
+  }
+
+  /** float32 gradients in the layout of params; the model's backward accumulates (+=). A read-only snapshot on a device. */
+  get grads(): Tensor<"float32"> {
+    this.#checkAlive();
+    if (this.#gradsStale) {
+      this.#state.backend.download(this.#hostGrads.data, this.#state.grads);
+      this.#gradsStale = false;
+    }
+    return this.#hostGrads;
+  }
+
+  /** Where the kernels and the optimizer find the parameters and gradients. */
+  get state(): FilmState {
+    this.#checkAlive();
+    return this.#state;
+  }
+
+  get device(): Device {
+    return this.#state.backend.device;
+  }
+
+  /**
+   * Moves the parameters and gradients to `backend` (the attaching model's): on a device they
+   * are uploaded into device copies, which the kernels use from then on; back on the CPU the
+   * host tensors are the buffers again.
+   */
+  placeOn(backend: ModelBackend<Buffers>): void {
+    this.#checkAlive();
+    if (backend.device === this.device) return;
+    const params = this.params.data;
+    const grads = this.grads.data;
+    this.#memory?.dispose();
+    this.#memory = null;
+    if (backend.device === "cpu") {
+      this.#state = { backend, params, grads };
+    } else {
+      const memory = new BufferSet(backend);
+      this.#memory = memory;
+      this.#state = { backend, params: memory.alloc(params.length, "f32"), grads: memory.alloc(grads.length, "f32") };
+      backend.upload(this.#state.params, params);
+      backend.upload(this.#state.grads, grads);
+    }
+    this.#kernelViews = this.#viewsOf(this.#state);
+  }
+
+  /** γ or β of site s on the ensemble's backend, [M, C], for the kernels. */
+  kernelParam(site: number, which: "gamma" | "beta"): Buffers["f32"] {
+    this.#checkAlive();
+    return this.#kernelViews[this.offset(site, which) / this.tensorSize]!.p;
+  }
+
+  /** The gradient of γ or β of site s on the ensemble's backend, [M, C], for the kernels. */
+  kernelGrad(site: number, which: "gamma" | "beta"): Buffers["f32"] {
+    this.#checkAlive();
+    return this.#kernelViews[this.offset(site, which) / this.tensorSize]!.g;
+  }
+
+  /** The views of every [M, C] tensor k (γ then β of each site) of `state`. */
+  #viewsOf(state: FilmState): { p: Buffers["f32"]; g: Buffers["f32"] }[] {
+    const n = this.tensorSize;
+    const view = (b: Buffers["f32"], k: number): Buffers["f32"] => state.backend.view(b, k * n, n, "f32");
+    return Array.from({ length: 2 * this.sites.length }, (_, k) => ({ p: view(state.params, k), g: view(state.grads, k) }));
+  }
+
+  /** Call after writing the host params (loading, initialisation): on a device this uploads them. */
+  markParamsChanged(): void {
+    this.#checkAlive();
+    this.#state.backend.upload(this.#state.params, this.#hostParams.data);
+    this.#paramsStale = false;
+  }
+
+  /** An optimizer updated state.params in place on the ensemble's device. */
+  markParamsUpdated(): void {
+    this.#paramsStale = this.device !== "cpu";
+  }
+
+  /** A backward (or a reduction) changed state.grads on the ensemble's device. */
+  markGradsChanged(): void {
+    this.#gradsStale = this.device !== "cpu";
+  }
+
+  /** Elements of params (and of grads): sites · 2 · M · C. */
+  get numel(): number {
+    return 2 * this.sites.length * this.tensorSize;
   }
 
   /** Elements of one [M, C] tensor. */
@@ -129,14 +250,18 @@ export class FilmEnsemble {
 
   zeroGrad(): void {
     this.#checkAlive();
-    this.grads.data.fill(0);
+    this.#state.backend.zero(this.#state.grads);
+    this.markGradsChanged();
   }
 
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.params.dispose();
-    this.grads.dispose();
+    this.#memory?.dispose();
+    this.#memory = null;
+    this.#kernelViews = [];
+    this.#hostParams.dispose();
+    this.#hostGrads.dispose();
   }
 
   #view(buffer: Tensor<"float32">, site: number, which: "gamma" | "beta"): Float32Array {
@@ -172,5 +297,6 @@ export function initializeFilm(film: FilmEnsemble, seed: number, gain: number): 
       if (which === "gamma") for (let i = 0; i < view.length; i++) view[i] = 1 + view[i]!;
     }
   }
+  film.markParamsChanged();
   film.initGain = gain;
 }

@@ -143,8 +143,12 @@ export class DataParallel {
   broadcastParameters(): void {
     if (this.#device) {
       const { params } = this.model.state;
-      this.#device.broadcastDevice(params as DeviceBuffer, this.model.layout.numel, "float32", 0).wait();
+      const film = this.model.film;
+      const works = [this.#device.broadcastDevice(params as DeviceBuffer, this.model.layout.numel, "float32", 0)];
+      if (film) works.push(this.#device.broadcastDevice(film.state.params as DeviceBuffer, film.numel, "float32", 0));
+      for (const work of works) work.wait();
       this.model.markParamsUpdated(false);
+      film?.markParamsUpdated();
       return;
     }
     const works = [this.communicator.broadcast(this.model.params.data, 0)];
@@ -182,7 +186,9 @@ export class DataParallel {
     while (this.#next < this.buckets.length) this.#launch(this.#next++);
     this.#active = false;
     const works = this.#works.splice(0, this.#works.length, ...this.buckets.map(() => null));
-    if (this.model.film) works.push(this.communicator.allReduce(this.model.film.grads.data, "sum"));
+    const film = this.model.film;
+    if (film && this.#device) works.push(this.#device.allReduceDevice(film.state.grads as DeviceBuffer, film.numel, "float32", "sum"));
+    else if (film) works.push(this.communicator.allReduce(film.grads.data, "sum"));
     // Wait for every collective even after a failure, so none is left in flight; report the first failure.
     let failure: unknown = null;
     for (const work of works) {
@@ -192,6 +198,7 @@ export class DataParallel {
         failure ??= err;
       }
     }
+    film?.markGradsChanged();
     if (failure !== null) throw failure;
   }
 

@@ -12,12 +12,13 @@
  * a CUDA device the norm and the step are binding.cuda's ops on the model's device buffers
  * (the model's state), so no parameter crosses to the host during training. `m` and `v` are
  * then host mirrors as the model's `params` are: downloaded on access after a step, uploaded
- * by markMomentsChanged() after a write (resuming, growth).
+ * by markMomentsChanged() after a write (resuming, growth). The FiLM-Ensemble's parameters
+ * live on the model's device too (FilmEnsemble.state), and so do their moments (`filmM`,
+ * `filmV` are host mirrors the same way).
  */
 import type { Buffers } from "../device.js";
 import { GrowlmError } from "../errors.js";
-import { adamwStep, globalGradNorm } from "../kernels/adamw.js";
-import { BufferSet } from "../model/backend.js";
+import { type ModelBackend, BufferSet } from "../model/backend.js";
 import type { LlamaModel } from "../model/llama.js";
 import { Tensor } from "../tensor.js";
 
@@ -37,6 +38,16 @@ export interface StepStats {
   lr: number;
 }
 
+/** AdamW's state for a FiLM-Ensemble's flat buffer (see AdamW's #film). */
+interface FilmMoments {
+  hostM: Tensor<"float32">;
+  hostV: Tensor<"float32">;
+  m: Buffers["f32"];
+  v: Buffers["f32"];
+  segBegin: Buffers["i64"];
+  segDecay: Buffers["u8"];
+}
+
 export class AdamW {
   /** The moments on the model's device (the host tensors themselves on the CPU). */
   readonly #m: Buffers["f32"];
@@ -45,9 +56,12 @@ export class AdamW {
   readonly #hostV: Tensor<"float32">;
   /** A step changed the device moments since the host mirrors were downloaded. */
   #momentsMirrorStale = false;
-  /** Moments of the FiLM-Ensemble's parameters (null without one; attach it before creating the optimizer). */
-  readonly filmM: Tensor<"float32"> | null;
-  readonly filmV: Tensor<"float32"> | null;
+  /**
+   * Moments of the FiLM-Ensemble's parameters (null without one; attach it before creating the
+   * optimizer): host tensors, with their copies on the model's device and the one
+   * no-decay segment the kernel takes, [0, n).
+   */
+  readonly #film: FilmMoments | null;
   /** Updates taken so far (torch's `step` state). */
   step = 0;
   readonly beta1: number;
@@ -85,8 +99,34 @@ export class AdamW {
     const decay = Uint8Array.from(segments, (s) => (s.decay ? 1 : 0));
     this.#segBegin = backend.input(begins, () => this.#memory.alloc(begins.length, "i64"), "i64");
     this.#segDecay = backend.input(decay, () => this.#memory.alloc(decay.length, "u8"), "u8");
-    this.filmM = model.film ? Tensor.zeros([model.film.params.numel]) : null;
-    this.filmV = model.film ? Tensor.zeros([model.film.params.numel]) : null;
+    this.#film = model.film ? this.#filmMoments(backend, model.film.numel) : null;
+  }
+
+  #filmMoments(backend: ModelBackend<Buffers>, n: number): FilmMoments {
+    const hostM = Tensor.zeros([n]);
+    const hostV = Tensor.zeros([n]);
+    const onDevice = backend.device !== "cpu";
+    const begins = BigInt64Array.from([0n, BigInt(n)]);
+    const decay = Uint8Array.from([0]);
+    return {
+      hostM, hostV,
+      m: onDevice ? this.#memory.zeros(n, "f32") : hostM.data,
+      v: onDevice ? this.#memory.zeros(n, "f32") : hostV.data,
+      segBegin: backend.input(begins, () => this.#memory.alloc(begins.length, "i64"), "i64"),
+      segDecay: backend.input(decay, () => this.#memory.alloc(decay.length, "u8"), "u8"),
+    };
+  }
+
+  /** First moment of the FiLM-Ensemble's parameters (null without one), in their layout: a host mirror on a CUDA device. */
+  get filmM(): Tensor<"float32"> | null {
+    this.#syncMoments();
+    return this.#film?.hostM ?? null;
+  }
+
+  /** Second moment of the FiLM-Ensemble's parameters (null without one): a host mirror on a CUDA device. */
+  get filmV(): Tensor<"float32"> | null {
+    this.#syncMoments();
+    return this.#film?.hostV ?? null;
   }
 
   /** First moment (exp_avg), flat, in the model's layout: a host mirror on a CUDA device (see the module comment). */
@@ -106,6 +146,10 @@ export class AdamW {
     const { backend } = this.model.state;
     backend.upload(this.#m, this.#hostM.data);
     backend.upload(this.#v, this.#hostV.data);
+    if (this.#film) {
+      backend.upload(this.#film.m, this.#film.hostM.data);
+      backend.upload(this.#film.v, this.#film.hostV.data);
+    }
     this.#momentsMirrorStale = false;
   }
 
@@ -114,6 +158,10 @@ export class AdamW {
     const { backend } = this.model.state;
     backend.download(this.#hostM.data, this.#m);
     backend.download(this.#hostV.data, this.#v);
+    if (this.#film) {
+      backend.download(this.#film.hostM.data, this.#film.m);
+      backend.download(this.#film.hostV.data, this.#film.v);
+    }
     this.#momentsMirrorStale = false;
   }
 
@@ -121,13 +169,15 @@ export class AdamW {
   update(lr: number): StepStats {
     const model = this.model;
     const film = model.film;
-    if ((film === null) !== (this.filmM === null) || (film && film.params.numel !== this.filmM!.numel)) {
+    const filmMoments = this.#film;
+    if ((film === null) !== (filmMoments === null) || (film && film.numel !== filmMoments!.hostM.numel)) {
       throw new GrowlmError("AdamW.update", "the model's FiLM-Ensemble changed since the optimizer was created");
     }
     const { backend, params, grads, paramsBf16 } = model.state;
     const n = model.layout.numel;
+    const filmN = filmMoments?.hostM.numel ?? 0;
     const modelNorm = backend.ops.globalGradNorm(grads, n);
-    const gradNorm = film ? Math.hypot(modelNorm, globalGradNorm(film.grads)) : modelNorm;
+    const gradNorm = film ? Math.hypot(modelNorm, backend.ops.globalGradNorm(film.state.grads, filmN)) : modelNorm;
     let gradScale = 1;
     if (this.maxGradNorm > 0 && Number.isFinite(this.maxGradNorm)) {
       // torch: clip_coef = max_norm / (total_norm + 1e-6) in float32, clamped to 1.
@@ -143,13 +193,12 @@ export class AdamW {
       params, this.#m, this.#v, paramsBf16, grads, n, this.#segBegin, this.#segDecay,
       lr, this.beta1, this.beta2, this.eps, this.weightDecay, this.step, gradScale,
     );
-    if (film) {
-      const flat = (t: Tensor<"float32">): Tensor<"float32"> => t.reshape([t.numel]);
-      adamwStep(
-        { params: flat(film.params), grads: flat(film.grads), m: this.filmM!, v: this.filmV! },
-        [{ begin: 0, end: film.params.numel, decay: false }],
-        { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step, gradScale },
+    if (film && filmMoments) {
+      backend.ops.adamwStep(
+        film.state.params, filmMoments.m, filmMoments.v, null, film.state.grads, filmN, filmMoments.segBegin, filmMoments.segDecay,
+        lr, this.beta1, this.beta2, this.eps, this.weightDecay, this.step, gradScale,
       );
+      film.markParamsUpdated();
     }
     model.markParamsUpdated(paramsBf16 !== null);
     this.#momentsMirrorStale = model.device !== "cpu";
@@ -160,7 +209,7 @@ export class AdamW {
     this.#memory.dispose();
     this.#hostM.dispose();
     this.#hostV.dispose();
-    this.filmM?.dispose();
-    this.filmV?.dispose();
+    this.#film?.hostM.dispose();
+    this.#film?.hostV.dispose();
   }
 }

@@ -9,11 +9,14 @@ import { describe } from "vitest";
 import { expectBitwiseEqual } from "../helpers/reference.js";
 import { describeCuda } from "../helpers/cuda.js";
 import { installCpuShim } from "../helpers/cuda-shim.js";
-import { modelCases } from "./model-cases.js";
+import { modelCases, probabilisticCases } from "./model-cases.js";
 
 describeCuda("LlamaModel on cuda, CPU kernels behind device buffers", () => {
   installCpuShim();
   describe("bitwise the CPU model", () => {
-    modelCases("cuda:0", (actual, expected, _what, label) => expectBitwiseEqual(Float64Array.from(actual), Float64Array.from(expected), label));
+    const bitwise = (actual: ArrayLike<number>, expected: ArrayLike<number>, _what: unknown, label: string): void =>
+      expectBitwiseEqual(Float64Array.from(actual), Float64Array.from(expected), label);
+    modelCases("cuda:0", bitwise);
+    probabilisticCases("cuda:0", bitwise);
   });
 });

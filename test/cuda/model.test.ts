@@ -14,19 +14,7 @@ import { binding } from "../../src/native.js";
 import { expectClose } from "../helpers/reference.js";
 import { describeCuda } from "../helpers/cuda.js";
 import { installCpuShim } from "../helpers/cuda-shim.js";
-import { type Tolerance, modelCases } from "./model-cases.js";
-
-/** Normwise relative error bounds (test/helpers/reference.ts relError) per kind of value. */
-const RTOL: Record<Tolerance, number> = {
-  // Two layers of reordered fp32 sums (GEMM, attention, norms): a few hundred ulps of the largest value.
-  forward: 2e-5,
-  // The backward compounds the forward's differences through every op once more.
-  gradient: 1e-4,
-  // bf16 products: a value a rounding apart in fp32 may round to the neighbouring bf16 (2^-8).
-  bf16: 2e-2,
-  // Three AdamW steps divide by sqrt(v): tiny gradients' relative differences show in the update.
-  trained: 1e-3,
-};
+import { CUDA_KERNEL_RTOL as RTOL, modelCases } from "./model-cases.js";
 
 const missing = MODEL_OPS.filter((name) => typeof (binding.cuda as unknown as Record<string, unknown>)[name] !== "function");
 

@@ -22,6 +22,8 @@ const SIGNATURES: Record<(typeof MODEL_OPS)[number], readonly (Kind | null)[]> =
   attentionCachedForward: ["f32", "f32", "f32", "f32", "i32"],
   rmsnormForward: ["f32", "f32", "f32", "f32"],
   rmsnormBackward: ["f32", "f32", "f32", "f32", "f32", "f32"],
+  rmsnormFilmForward: ["f32", "f32", "f32", "f32", "f32", "f32"],
+  rmsnormFilmBackward: ["f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32", "f32"],
   ropeForward: ["f32", "f32", "i32"],
   ropeBackward: ["f32", "f32", "i32"],
   swigluForward: ["f32", "f32", "f32"],
@@ -32,6 +34,7 @@ const SIGNATURES: Record<(typeof MODEL_OPS)[number], readonly (Kind | null)[]> =
   crossEntropyBackward: ["f32", "f32", "f32", "i32"],
   adamwStep: ["f32", "f32", "f32", "bf16", "f32", null, "i64", "u8"],
   globalGradNorm: ["f32"],
+  rngDropout: ["f32", "f32", null, null, null, null, "i64"],
 };
 
 const BYTES: Record<Kind, number> = { f32: 4, bf16: 2, i32: 4, i64: 8, u8: 1 };
