@@ -850,8 +850,10 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
         m[hh] = MASKED;
         l[hh] = 0.0f;
       }
-      // The first chunk's K rows: later chunks' are prefetched by the chunk before.
-      prefetch_rows(kv0 + begin * ld, static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - begin)), ld, span);
+      // The first chunk's K rows: later chunks' are prefetched by the chunk before. Only the
+      // task's first query streams the cache in; the next ones reread it (one slot more each).
+      const bool fetch = i == blk * QB;
+      if (fetch) prefetch_rows(kv0 + begin * ld, static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - begin)), ld, span);
       for (int64_t c0 = begin; c0 <= p; c0 += CHUNK) {
         const int n = static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - c0));
         // Scores, VL slots at a time, every head of the group per slot group; meanwhile the
@@ -863,7 +865,7 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
             const vf sc = cnt == VL ? score_lanes<true>(qs + hh * Dp, krow + at, ld, cnt, D)
                                     : score_lanes<false>(qs + hh * Dp, krow + at, ld, cnt, D);
             store(s + hh * CHUNK + j, sc);
-            if (first_of_kv(hh)) prefetch_rows(vrow + at, cnt, ld, D);
+            if (fetch && first_of_kv(hh)) prefetch_rows(vrow + at, cnt, ld, D);
           }
         }
         // Per head: p_j = 2^(s_j - max) in place (lanes past n: MASKED scores, p = 0), their
@@ -909,7 +911,7 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
             for (int j = 0; j < n; ++j) o += sh[j] * vh[j * ld + d];
             a[d] = o;
           }
-          if (first_of_kv(hh)) prefetch_rows(krow + next * ld + kv_offset(hh), ahead, ld, D);
+          if (fetch && first_of_kv(hh)) prefetch_rows(krow + next * ld + kv_offset(hh), ahead, ld, D);
         }
       }
       for (int64_t hh = 0; hh < nh; ++hh)
