@@ -948,13 +948,15 @@ export class LlamaModel {
       this.#termGrad = { memory, buffer: memory.alloc(length, "f32"), length, host: null };
     }
     const grad = backend.view(this.#termGrad.buffer, 0, n, "f32");
-    backend.zero(grad);
     if (typeof term !== "function") {
+      backend.zero(grad);
       term.onBackend(rowStart, rows, logits, grad, backend);
     } else if (logits instanceof Float32Array && grad instanceof Float32Array) {
+      backend.zero(grad);
       term(rowStart, rows, logits, grad);
     } else {
-      this.#termGrad.host ??= { logits: new Float32Array(length), grad: new Float32Array(length) };
+      const size = this.#termGrad.length;
+      this.#termGrad.host ??= { logits: new Float32Array(size), grad: new Float32Array(size) };
       const host = { logits: this.#termGrad.host.logits.subarray(0, n), grad: this.#termGrad.host.grad.subarray(0, n) };
       backend.download(host.logits, logits);
       host.grad.fill(0);
