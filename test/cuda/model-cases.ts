@@ -20,7 +20,6 @@ import { loadPretrained, savePretrained } from "../../src/model/pretrained.js";
 import { Tensor } from "../../src/tensor.js";
 import { Trainer } from "../../src/train/trainer.js";
 import { DataParallel } from "../../src/train/data-parallel.js";
-import { EwcRegularizer } from "../../src/continual/ewc.js";
 import { FilmEnsemble } from "../../src/probabilistic/film.js";
 import type { Communicator } from "../../src/train/comm.js";
 import { BASE_SEED, expectClose, randomInts, rng } from "../helpers/reference.js";
@@ -266,12 +265,8 @@ export function modelCases(device: Device, compare: Compare): void {
     expect(() => gpu.setDropout(0.1)).toThrow(/LlamaModel.setDropout: dropout is not supported on cuda yet/);
     gpu.setDropout(0);
     expect(() => gpu.setMcDropout({ samples: 2 })).toThrow(/LlamaModel.setMcDropout: MC dropout is not supported on cuda yet/);
-    const { ids, labels } = batch(BASE_SEED + 50);
-    expect(() => gpu.forwardBackward(ids, labels, { logitsTerm: () => undefined })).toThrow(/a logits term \(distillation, LwF\) is not supported on cuda yet/);
     const tcpLike = { backend: "tcp", rank: 0, worldSize: 2 } as Communicator;
     expect(() => new DataParallel(gpu, tcpLike)).toThrow(/DataParallel: the model is on "cuda:0": its gradients are reduced on the GPU, which the "tcp" communicator cannot do; use the "nccl" backend/);
-    const n = gpu.layout.numel;
-    expect(() => new EwcRegularizer(gpu, Tensor.zeros([n]), Tensor.zeros([n]), 1)).toThrow(/EwcRegularizer: EWC is not supported on cuda yet/);
     gpu.dispose();
   });
 }
