@@ -61,6 +61,29 @@ function cudaCases(ctx: BenchContext): void {
   for (const buffer of [q, k, v, dout, out, lse, dq, dk, dv]) buffer.free();
 }
 
+/**
+ * One decoding step's cached attention (attentionCachedForward, one query per row) at the
+ * generate benchmark's shape, in GB/s of K and V read: each call reads the next of 8 layers'
+ * caches, 8 × 8 MiB at S = 256, more than the L3, so the cache streams from memory as it
+ * does in generation.
+ */
+function decodeCase(ctx: BenchContext): void {
+  const B = 8, H = 8, Hkv = 8, D = 64, S = 256, layers = 8, Tk = 192;
+  const out = new Float32Array(binding.alloc(B * H * D * 4, true));
+  const q = uniformBuffer(B * H * D, 7);
+  const caches = Array.from({ length: layers }, (_, l) => ({ k: uniformBuffer(B * S * Hkv * D, 20 + 2 * l), v: uniformBuffer(B * S * Hkv * D, 21 + 2 * l) }));
+  const begin = Int32Array.from({ length: B }, (_, b) => 3 * b); // left padding of a mixed-length batch
+  let layer = 0;
+  const step = () => {
+    const { k, v } = caches[layer]!;
+    layer = (layer + 1) % layers;
+    binding.attentionCachedForward(out, q, k, v, begin, B, 1, Tk, S, H, Hkv, D, 1 / Math.sqrt(D));
+  };
+  let bytes = 0;
+  for (let b = 0; b < B; b++) bytes += 2 * (Tk - begin[b]!) * Hkv * D * 4;
+  ctx.compare(`attention cached decode step B=${B} Tk=${Tk} H=${H} D=${D} Hkv=${Hkv}`, "GB/s", bytes, [{ name: "growlm", fn: step }], "copy");
+}
+
 export const suite: BenchSuite = {
   name: "attention",
   run(ctx) {
@@ -112,6 +135,7 @@ export const suite: BenchSuite = {
       );
       ctx.compare(`attention fwd ${shape}`, "GFLOP/s", forwardFlops, [{ name: "growlm", fn: forward }], "peak");
     }
+    decodeCase(ctx);
     if (cudaAvailable() && !cudaInfo().emulated) cudaCases(ctx);
   },
 };

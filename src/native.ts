@@ -67,7 +67,9 @@ export type CudaBinding = CudaCoreBinding &
   AdamwBinding<DeviceBuffers> &
   Omit<RngBinding<DeviceBuffers>, "philox4x32"> &
   AttentionBinding<DeviceBuffers> &
-  AttentionBf16Binding;
+  AttentionBf16Binding &
+  EwcBinding<DeviceBuffers> &
+  DistillBinding<DeviceBuffers>;
 
 export type Binding = CoreBinding & { cuda: CudaBinding } &
   ElementwiseBinding &

@@ -17,6 +17,11 @@
  * State across stages lives in the stage folders: OUTPUT_DIR/ewc_fisher.safetensors holds the
  * accumulated F (one tensor per parameter, Hugging Face names, float32), and θ* is the model
  * the stage loads, so a resumed stage sees the same penalty.
+ *
+ * On a CUDA model the work stays on the device: θ* and F are uploaded once per stage, the
+ * penalty reads the device parameters and adds into the device gradients, and the Fisher
+ * accumulates the device gradients into a device buffer, downloaded once at the end (the
+ * sampled labels are drawn on the host from the head's logits, one chunk at a time).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -26,9 +31,10 @@ import { GrowlmError } from "../errors.js";
 import { loadWeights } from "../io/hf.js";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
 import { add, scaleInPlace } from "../kernels/elementwise.js";
-import { ewcFisherAccumulate, ewcPenalty } from "../kernels/ewc.js";
+import type { Buffers } from "../device.js";
+import { BufferSet } from "../model/backend.js";
 import { trainFlopsPerToken } from "../model/flops.js";
-import type { LlamaModel, LogitsTerm } from "../model/llama.js";
+import type { HostLogitsTerm, LlamaModel } from "../model/llama.js";
 import type { ParamLayout } from "../model/params.js";
 import { Tensor } from "../tensor.js";
 import { RandomStream } from "../train/random.js";
@@ -64,7 +70,7 @@ export interface FisherEstimate {
  * @param counted [T]: 1 where the example's own label counts
  * @param draws one uniform in [0, 1) per counted row, in row order
  */
-export function sampledLabelGradient(counted: Uint8Array, draws: Float32Array, weight: number, V: number): LogitsTerm {
+export function sampledLabelGradient(counted: Uint8Array, draws: Float32Array, weight: number, V: number): HostLogitsTerm {
   let k = 0;
   return (rowStart, rows, logits, grad) => {
     for (let r = 0; r < rows; r++) {
@@ -93,8 +99,8 @@ export function sampledLabelGradient(counted: Uint8Array, draws: Float32Array, w
 
 /**
  * The diagonal Fisher of `model` on `examples` (see the module comment): one forward and
- * backward per example, its squared gradient accumulated by the native kernel. Leaves the
- * model's gradients dirty.
+ * backward per example, its squared gradient accumulated by the native kernel on the model's
+ * device. Leaves the model's gradients dirty.
  */
 export function estimateFisher(model: LlamaModel, examples: readonly TokenizedExample[], options: FisherOptions): FisherEstimate {
   const op = "estimateFisher";
@@ -110,33 +116,47 @@ export function estimateFisher(model: LlamaModel, examples: readonly TokenizedEx
           .slice(0, options.samples)
           .sort((a, b) => a - b)
           .map((k) => eligible[k]!);
-  const fisher = Tensor.zeros([model.layout.numel]);
+  const n = model.layout.numel;
+  const fisher = Tensor.zeros([n]);
+  const { backend } = model.state;
+  const memory = new BufferSet(backend);
+  // The accumulator on the model's backend: `fisher` itself on the CPU.
+  const onBackend = backend.output(fisher.data, () => memory.zeros(n, "f32"), "f32");
+  const scale = 1 / chosen.length;
   const draws = new RandomStream(streamKey(op, options.seed, STREAM_TAGS.fisherLabels));
   const V = model.config.vocab_size;
   let tokens = 0;
   let flops = 0;
-  for (const index of chosen) {
-    const e = examples[index]!;
-    const T = e.ids.length;
-    const ids = Tensor.from(e.ids, [1, T], "int32");
-    const counted = new Uint8Array(T);
-    for (let t = 0; t + 1 < T; t++) counted[t] = e.labels[t + 1] !== -100 ? 1 : 0;
-    const count = counted.reduce((n, c) => n + c, 0);
-    model.zeroGrad();
-    if (options.labels === "true") {
-      const labels = Tensor.from(e.labels, [1, T], "int32");
-      model.forwardBackward(ids, labels);
-      labels.dispose();
-    } else {
-      const ignored = Tensor.from(new Int32Array(T).fill(-100), [1, T], "int32");
-      const weight = 1 / count;
-      model.forwardBackward(ids, ignored, { lossWeight: weight, logitsTerm: sampledLabelGradient(counted, draws.uniform(count), weight, V) });
-      ignored.dispose();
+  try {
+    for (const index of chosen) {
+      const e = examples[index]!;
+      const T = e.ids.length;
+      const ids = Tensor.from(e.ids, [1, T], "int32");
+      const counted = new Uint8Array(T);
+      for (let t = 0; t + 1 < T; t++) counted[t] = e.labels[t + 1] !== -100 ? 1 : 0;
+      const count = counted.reduce((sum, c) => sum + c, 0);
+      model.zeroGrad();
+      if (options.labels === "true") {
+        const labels = Tensor.from(e.labels, [1, T], "int32");
+        model.forwardBackward(ids, labels);
+        labels.dispose();
+      } else {
+        const ignored = Tensor.from(new Int32Array(T).fill(-100), [1, T], "int32");
+        const weight = 1 / count;
+        model.forwardBackward(ids, ignored, { lossWeight: weight, logitsTerm: sampledLabelGradient(counted, draws.uniform(count), weight, V) });
+        ignored.dispose();
+      }
+      ids.dispose();
+      backend.ops.ewcFisherAccumulate(onBackend, model.state.grads, n, scale);
+      tokens += count;
+      flops += T * trainFlopsPerToken(model.config, T);
     }
-    ids.dispose();
-    ewcFisherAccumulate(fisher, model.grads, 1 / chosen.length);
-    tokens += count;
-    flops += T * trainFlopsPerToken(model.config, T);
+    backend.download(fisher.data, onBackend);
+  } catch (err) {
+    fisher.dispose();
+    throw err;
+  } finally {
+    memory.dispose();
   }
   return { fisher, examples: chosen.length, tokens, flops };
 }
@@ -195,15 +215,34 @@ export function readFisher(dir: string, layout: ParamLayout): { fisher: Tensor<"
 
 /** The EWC term of one stage: the Fisher of the earlier stages and the parameters θ* the stage started from. */
 export class EwcRegularizer {
+  /** θ* and F on the model's backend: the host tensors themselves on the CPU, device copies on a GPU. */
+  readonly #anchor: Buffers["f32"];
+  readonly #fisher: Buffers["f32"];
+  readonly #memory: BufferSet<Buffers>;
+
+  /**
+   * @param anchor θ*, float32 [layout.numel] on the host (kept: the next stage's Fisher is accumulated onto `fisher`)
+   * @param fisher F, float32 [layout.numel] on the host
+   * @param lambda λ >= 0 (rounded to float32 for the gradient)
+   */
   constructor(
     readonly model: LlamaModel,
     readonly anchor: Tensor<"float32">,
     readonly fisher: Tensor<"float32">,
     readonly lambda: number,
   ) {
-    if (model.device !== "cpu") throw new GrowlmError("EwcRegularizer", `EWC is not supported on cuda yet (the model is on "${model.device}")`);
     const n = model.layout.numel;
     if (anchor.numel !== n || fisher.numel !== n) throw new GrowlmError("EwcRegularizer", `anchor and Fisher must have the model's ${n} elements`);
+    if (!(lambda >= 0 && lambda <= 3.4028234663852886e38)) throw new GrowlmError("EwcRegularizer", `lambda must be in [0, 3.4028234663852886e38] (float32) but is ${lambda}`);
+    const { backend } = model.state;
+    this.#memory = new BufferSet(backend);
+    const place = (host: Float32Array): Buffers["f32"] => {
+      const onBackend = backend.output(host, () => this.#memory.alloc(n, "f32"), "f32");
+      backend.upload(onBackend, host);
+      return onBackend;
+    };
+    this.#anchor = place(anchor.data);
+    this.#fisher = place(fisher.data);
   }
 
   /**
@@ -217,20 +256,24 @@ export class EwcRegularizer {
     const anchor = Tensor.zeros([model.layout.numel]);
     try {
       loadWeights(fromDir, model.layout, anchor);
+      return { regularizer: new EwcRegularizer(model, anchor, found.fisher, lambda), record: found.record };
     } catch (err) {
       anchor.dispose();
       found.fisher.dispose();
       throw err;
     }
-    return { regularizer: new EwcRegularizer(model, anchor, found.fisher, lambda), record: found.record };
   }
 
-  /** grads += λ·F·(θ − θ*); returns (λ/2)·Σ F·(θ − θ*)². */
+  /** grads += λ·F·(θ − θ*) on the model's device; returns (λ/2)·Σ F·(θ − θ*)². */
   addGradient(): number {
-    return ewcPenalty({ params: this.model.params, anchor: this.anchor, fisher: this.fisher, grads: this.model.grads }, this.lambda);
+    const { backend, params, grads } = this.model.state;
+    const penalty = backend.ops.ewcPenalty(grads, params, this.#anchor, this.#fisher, this.model.layout.numel, this.lambda);
+    this.model.markGradsChanged();
+    return penalty;
   }
 
   dispose(): void {
+    this.#memory.dispose();
     this.anchor.dispose();
     this.fisher.dispose();
   }

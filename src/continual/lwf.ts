@@ -27,6 +27,11 @@
  * The targets are written to OUTPUT_DIR/lwf_targets.bin before training starts (a resumed
  * stage reads them back; the model is no longer the teacher then) and removed when the stage
  * ends.
+ *
+ * On a CUDA model both passes run the CUDA distill kernels, so the first step's exact 0 holds
+ * there too: the teacher pass uploads each batch's logits back to the device, and the term
+ * works on the head's device logits and gradient (a BackendLogitsTerm), uploading only the
+ * targets of the chunk's distilled rows. The targets themselves stay on the host.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -36,7 +41,9 @@ import { GrowlmError } from "../errors.js";
 import { stageWith } from "../io/atomic.js";
 import { distillStudent, distillTeacher } from "../kernels/distill.js";
 import { trainFlopsPerToken } from "../model/flops.js";
-import type { LlamaModel, LogitsTerm } from "../model/llama.js";
+import type { Buffers, HostBuffers } from "../device.js";
+import { BufferSet, type ModelBackend } from "../model/backend.js";
+import type { BackendLogitsTerm, LlamaModel } from "../model/llama.js";
 import { Tensor } from "../tensor.js";
 import type { Batch } from "../train/trainer.js";
 
@@ -128,7 +135,8 @@ export function computeTeacherTargets(model: LlamaModel, examples: readonly Toke
       for (let t = 0; t + 1 < T; t++) if (labels[b * T + t + 1] !== -100) positions[b * T + t] = p++;
     });
     const { logits } = model.forward(batch.ids, { returnLogits: true });
-    distillTeacher(out, logits!.reshape([B * T, V]), Tensor.wrap(positions), key.temperature);
+    if (model.device === "cpu") distillTeacher(out, logits!.reshape([B * T, V]), Tensor.wrap(positions), key.temperature);
+    else teacherOnDevice(model.state.backend, out, logits!.data as Float32Array, positions, V, k, key.temperature);
     logits!.dispose();
     flops += (B * T * trainFlopsPerToken(model.config, T)) / 3;
   }
@@ -137,11 +145,53 @@ export function computeTeacherTargets(model: LlamaModel, examples: readonly Toke
   return { targets: { ...key, topK: k, offsets, ids, logProbs, logRest }, flops };
 }
 
+/** The rows of `positions` that are distilled, with their positions (−1 elsewhere) renumbered 0, 1, … in row order. */
+function compact(positions: Int32Array): { local: Int32Array; global: Int32Array } {
+  const local = new Int32Array(positions.length).fill(-1);
+  const global: number[] = [];
+  positions.forEach((p, n) => {
+    if (p >= 0) local[n] = global.push(p) - 1;
+  });
+  return { local, global: Int32Array.from(global) };
+}
+
+/**
+ * distillTeacher on a device: `logits` [N, V] (host) uploaded, the targets of the distilled
+ * rows computed there into compact buffers and scattered into `out` at their positions.
+ */
+function teacherOnDevice(backend: ModelBackend<Buffers>, out: { ids: Tensor; logProbs: Tensor; logRest: Tensor }, logits: Float32Array, positions: Int32Array, V: number, k: number, temperature: number): void {
+  const { local, global } = compact(positions);
+  const P = global.length;
+  if (P === 0) return;
+  const N = positions.length;
+  const memory = new BufferSet(backend);
+  try {
+    const z = memory.alloc(N * V, "f32");
+    backend.upload(z, logits);
+    const pos = memory.alloc(N, "i32");
+    backend.upload(pos, local);
+    const ids = memory.alloc(P * k, "i32"), logProbs = memory.alloc(P * k, "f32"), logRest = memory.alloc(P, "f32");
+    backend.ops.distillTeacher(ids, logProbs, logRest, z, pos, N, V, P, k, temperature);
+    const hostIds = new Int32Array(P * k), hostLogProbs = new Float32Array(P * k), hostLogRest = new Float32Array(P);
+    backend.download(hostIds, ids);
+    backend.download(hostLogProbs, logProbs);
+    backend.download(hostLogRest, logRest);
+    const [outIds, outLogProbs, outLogRest] = [out.ids.data as Int32Array, out.logProbs.data as Float32Array, out.logRest.data as Float32Array];
+    global.forEach((p, i) => {
+      outIds.set(hostIds.subarray(i * k, (i + 1) * k), p * k);
+      outLogProbs.set(hostLogProbs.subarray(i * k, (i + 1) * k), p * k);
+      outLogRest[p] = hostLogRest[i]!;
+    });
+  } finally {
+    memory.dispose();
+  }
+}
+
 /**
  * The distillation term of one micro-batch: α·T²·KL at each counted position of its new-task
  * rows, weighted by `tokenWeight`. `record` receives T²·Σ KL and the number of positions.
  */
-export function distillationTerm(targets: TeacherTargets, tracked: TrackedBatch, alpha: number, tokenWeight: number, record: (klSum: number, positions: number) => void): LogitsTerm {
+export function distillationTerm(targets: TeacherTargets, tracked: TrackedBatch, alpha: number, tokenWeight: number, record: (klSum: number, positions: number) => void): BackendLogitsTerm {
   const [, T] = tracked.batch.ids.shape as [number, number];
   const labels = tracked.batch.labels.data as Int32Array;
   const k = targets.topK;
@@ -154,14 +204,46 @@ export function distillationTerm(targets: TeacherTargets, tracked: TrackedBatch,
   });
   const targetTensors = { ids: Tensor.wrap(targets.ids, [targets.logRest.length, k]), logProbs: Tensor.wrap(targets.logProbs, [targets.logRest.length, k]), logRest: Tensor.wrap(targets.logRest) };
   const V = targets.vocabSize;
-  return (rowStart, rows, logits, grad) => {
-    const positions = positionOf.subarray(rowStart, rowStart + rows);
-    let count = 0;
-    for (const p of positions) if (p >= 0) count++;
-    if (count === 0) return;
-    const kl = distillStudent(Tensor.wrap(grad, [rows, V]), Tensor.wrap(logits, [rows, V]), targetTensors, Tensor.wrap(positions), targets.temperature, alpha * tokenWeight);
-    record(kl, count);
+  return {
+    onBackend(rowStart, rows, logits, grad, backend) {
+      const positions = positionOf.subarray(rowStart, rowStart + rows);
+      let count = 0;
+      for (const p of positions) if (p >= 0) count++;
+      if (count === 0) return;
+      const scale = alpha * tokenWeight;
+      let kl: number;
+      if (logits instanceof Float32Array && grad instanceof Float32Array) {
+        kl = distillStudent(Tensor.wrap(grad, [rows, V]), Tensor.wrap(logits, [rows, V]), targetTensors, Tensor.wrap(positions), targets.temperature, scale);
+      } else {
+        kl = studentOnDevice(backend, grad, logits, targets, positions, rows, scale);
+      }
+      record(kl, count);
+    },
   };
+}
+
+/** distillStudent on a device, with the targets of the chunk's distilled rows uploaded (compacted). */
+function studentOnDevice(backend: ModelBackend<Buffers>, grad: Buffers["f32"], logits: Buffers["f32"], targets: TeacherTargets, positions: Int32Array, rows: number, scale: number): number {
+  const k = targets.topK;
+  const { local, global } = compact(positions);
+  const P = global.length;
+  const ids = new Int32Array(P * k), logProbs = new Float32Array(P * k), logRest = new Float32Array(P);
+  global.forEach((p, i) => {
+    ids.set(targets.ids.subarray(p * k, (p + 1) * k), i * k);
+    logProbs.set(targets.logProbs.subarray(p * k, (p + 1) * k), i * k);
+    logRest[i] = targets.logRest[p]!;
+  });
+  const memory = new BufferSet(backend);
+  try {
+    const upload = <K extends "f32" | "i32">(host: HostBuffers[K], kind: K): Buffers[K] => {
+      const b = memory.alloc(host.length, kind);
+      backend.upload(b, host);
+      return b;
+    };
+    return backend.ops.distillStudent(grad, logits, upload(ids, "i32"), upload(logProbs, "f32"), upload(logRest, "f32"), upload(local, "i32"), rows, targets.vocabSize, P, k, targets.temperature, scale);
+  } finally {
+    memory.dispose();
+  }
 }
 
 const MAGIC = "GROWLM-LWF-TARGETS\n";

@@ -4,17 +4,23 @@
  * student's coarsened KL at temperature T with its gradient added into a gradient buffer.
  * Row n of the logits uses target entry positions[n] (−1: the row is skipped).
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimsOf, expectShape, finite } from "./check.js";
 
-export interface DistillBinding {
+/**
+ * The same ops on host arrays (B = HostBuffers) or device buffers (DeviceBuffers). On a device
+ * the positions and ids are checked by the device before the op runs (same messages as the
+ * CPU's), and exponentials are CUDA's expf: values agree with the CPU's within a few ulp.
+ */
+export interface DistillBinding<B extends Buffers = HostBuffers> {
   distillTeacher(
-    ids: Int32Array, logProbs: Float32Array, logRest: Float32Array, logits: Float32Array, positions: Int32Array,
+    ids: B["i32"], logProbs: B["f32"], logRest: B["f32"], logits: B["f32"], positions: B["i32"],
     N: number, V: number, P: number, k: number, temperature: number,
   ): void;
   distillStudent(
-    grad: Float32Array, logits: Float32Array, ids: Int32Array, logProbs: Float32Array, logRest: Float32Array, positions: Int32Array,
+    grad: B["f32"], logits: B["f32"], ids: B["i32"], logProbs: B["f32"], logRest: B["f32"], positions: B["i32"],
     N: number, V: number, P: number, k: number, temperature: number, scale: number,
   ): number;
 }

@@ -6,13 +6,15 @@
  * params, anchor and Fisher alike, so it adds nothing). Functional: the caller owns the
  * buffers.
  */
+import type { Buffers, HostBuffers } from "../device.js";
 import { binding } from "../native.js";
 import type { Tensor } from "../tensor.js";
 import { dimNames, expectShape, finite } from "./check.js";
 
-export interface EwcBinding {
-  ewcPenalty(grads: Float32Array | null, params: Float32Array, anchor: Float32Array, fisher: Float32Array, n: number, lambda: number): number;
-  ewcFisherAccumulate(fisher: Float32Array, grads: Float32Array, n: number, scale: number): void;
+/** The same ops on host arrays (B = HostBuffers) or device buffers (DeviceBuffers; bitwise the CPU's results). */
+export interface EwcBinding<B extends Buffers = HostBuffers> {
+  ewcPenalty(grads: B["f32"] | null, params: B["f32"], anchor: B["f32"], fisher: B["f32"], n: number, lambda: number): number;
+  ewcFisherAccumulate(fisher: B["f32"], grads: B["f32"], n: number, scale: number): void;
 }
 
 /** The buffers of the EWC penalty, all float32 of one shape (flat: [n]). */

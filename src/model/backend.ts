@@ -15,8 +15,10 @@ import { type Buffers, type Device, type DeviceBuffer, type DeviceBuffers, type 
 import { GrowlmError } from "../errors.js";
 import type { AdamwBinding } from "../kernels/adamw.js";
 import type { AttentionBinding } from "../kernels/attention.js";
+import type { DistillBinding } from "../kernels/distill.js";
 import type { ElementwiseBinding } from "../kernels/elementwise.js";
 import type { EmbeddingBinding } from "../kernels/embedding.js";
+import type { EwcBinding } from "../kernels/ewc.js";
 import type { GemmBinding } from "../kernels/gemm.js";
 import type { NormBinding } from "../kernels/norm.js";
 import type { RngBinding } from "../kernels/rng.js";
@@ -28,7 +30,7 @@ import { binding } from "../native.js";
 /** The element types a buffer can hold (keys of HostBuffers / DeviceBuffers). */
 export type BufferKind = keyof HostBuffers;
 
-/** The kernels the model, the KV cache and the optimizer call, on either backend. */
+/** The kernels the model, the KV cache, the optimizer and the continual-learning terms (EWC, LwF) call, on either backend. */
 export type ModelOps<B extends Buffers> =
   Pick<ElementwiseBinding<B>, "add" | "f32ToBf16"> &
   Pick<GemmBinding<B>, "sgemm" | "gemmBf16"> &
@@ -39,13 +41,16 @@ export type ModelOps<B extends Buffers> =
   EmbeddingBinding<B> &
   XentBinding<B> &
   Pick<AdamwBinding<B>, "adamwStep" | "globalGradNorm"> &
-  Pick<RngBinding<B>, "rngDropout">;
+  Pick<RngBinding<B>, "rngDropout"> &
+  EwcBinding<B> &
+  DistillBinding<B>;
 
 /** The names of ModelOps, which a CUDA binding must provide before a model runs on it. */
 export const MODEL_OPS = [
   "add", "f32ToBf16", "sgemm", "gemmBf16", "attentionForward", "attentionBackward", "attentionCachedForward",
   "rmsnormForward", "rmsnormBackward", "rmsnormFilmForward", "rmsnormFilmBackward", "ropeForward", "ropeBackward", "swigluForward", "swigluBackward",
   "embeddingForward", "embeddingBackward", "crossEntropyForward", "crossEntropyBackward", "adamwStep", "globalGradNorm", "rngDropout",
+  "ewcPenalty", "ewcFisherAccumulate", "distillTeacher", "distillStudent",
 ] as const satisfies readonly (keyof ModelOps<HostBuffers>)[];
 
 /** Kernels plus memory of one device. */

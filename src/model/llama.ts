@@ -53,11 +53,11 @@
  * - `grads` / `grad(name)` download the device gradients when a backward or zeroGrad changed
  *   them; they are a read-only snapshot (writes to them are not uploaded).
  * On the CPU the mirrors are the buffers themselves and nothing is copied.
- * An attached FiLM-Ensemble moves to the model's device and keeps its own mirrors the same way
- * (src/probabilistic/film.ts); dropout masks are drawn on the device (rngDropout, the CPU's
- * bits) from row offsets computed on the host and uploaded per site.
- * Logits terms (distillation, LwF), EWC and data-parallel training are CPU-only so far: a
- * CUDA model refuses them by name.
+ * Logits terms (distillation, LwF) run on either: a BackendLogitsTerm gets the device's
+ * buffers, a host-form one copies (see LogitsTerm). An attached FiLM-Ensemble moves to the
+ * model's device and keeps its own mirrors the same way (src/probabilistic/film.ts); dropout
+ * masks are drawn on the device (rngDropout, the CPU's bits) from row offsets computed on the
+ * host and uploaded per site.
  *
  * Checked against a float64 PyTorch reference (tools/torch_llama.py) in test/model/.
  */
@@ -135,8 +135,23 @@ export interface ForwardResult {
  * buffer of zeros, into which it writes ∂term/∂logits. The model adds that to the
  * cross-entropy's logit gradient before the head's backward. Only for the plain model: a FiLM
  * ensemble's training rows are its members' replicas, which a term does not know.
+ *
+ * Two forms. A function (HostLogitsTerm) gets host arrays: on the CPU the model's own buffers
+ * (nothing copied), on a CUDA device copies (the chunk's logits downloaded, the gradient
+ * uploaded after the call). A BackendLogitsTerm gets the model's backend buffers themselves
+ * (device buffers on a GPU, the same host arrays on the CPU) with the backend, whose kernels
+ * (backend.ops) it runs on them: nothing crosses to the host.
  */
-export type LogitsTerm = (rowStart: number, rows: number, logits: Float32Array, grad: Float32Array) => void;
+export type LogitsTerm = HostLogitsTerm | BackendLogitsTerm;
+
+/** A LogitsTerm on host arrays. */
+export type HostLogitsTerm = (rowStart: number, rows: number, logits: Float32Array, grad: Float32Array) => void;
+
+/** A LogitsTerm on the model's backend buffers (see LogitsTerm). */
+export interface BackendLogitsTerm {
+  /** Work it queues on the backend's stream runs before the model reads `grad`. */
+  onBackend(rowStart: number, rows: number, logits: Buffers["f32"], grad: Buffers["f32"], backend: ModelBackend<Buffers>): void;
+}
 
 export interface BackwardOptions {
   /**
@@ -160,12 +175,6 @@ type F32 = Buffers["f32"];
 type BF16 = Buffers["bf16"];
 type I32 = Buffers["i32"];
 type I64 = Buffers["i64"];
-
-/** `buffer` as a host array, for the CPU-only features (FiLM, dropout, logits terms); refuses a device buffer. */
-function hostOnly(op: string, feature: string, buffer: F32): Float32Array {
-  if (!(buffer instanceof Float32Array)) throw new GrowlmError(op, `${feature} is not supported on cuda yet`);
-  return buffer;
-}
 
 /** One layer's saved activations (all [B·T, ·] row-major). */
 interface LayerActs {
@@ -423,8 +432,11 @@ export class LlamaModel {
   #workspace: Workspace | null = null;
   /** forwardCached's head logits on a device [rows, V], grown on demand. */
   #decodeLogits: { memory: BufferSet<Buffers>; buffer: F32; length: number } | null = null;
-  /** The gradient buffer [headChunkRows, V] of a LogitsTerm, allocated on first use. */
-  #termGrad: Tensor<"float32"> | null = null;
+  /**
+   * The gradient buffer [headChunkRows, V] of a LogitsTerm on the backend, allocated on first
+   * use, and (a host-form term on a device) the host copies of the chunk's logits and gradient.
+   */
+  #termGrad: { memory: BufferSet<Buffers>; buffer: F32; length: number; host: { logits: Float32Array; grad: Float32Array } | null } | null = null;
   #decode: DecodeWorkspace | null = null;
   /**
    * What the last forward with labels saved for backward; null when there is nothing to
@@ -579,6 +591,15 @@ export class LlamaModel {
   }
 
   /**
+   * Tell the model that something besides its backward (an EWC penalty, src/continual/ewc.ts)
+   * added into `state.grads` on its device: the host mirror `grads` downloads them again.
+   */
+  markGradsChanged(): void {
+    this.#checkAlive();
+    this.#gradsMirrorStale = this.device !== "cpu";
+  }
+
+  /**
    * Multiplies layer `layer`'s two residual branches by `scale` in the forward and the backward:
    * mid = x + scale·attention(x)·Woᵀ and x' = mid + scale·mlp(mid)·Wdᵀ. At 0 the layer is the
    * identity (and its weights get no gradient), at 1 (the default) the plain layer. MSG-style
@@ -708,7 +729,6 @@ export class LlamaModel {
     if (pending.version !== this.#version) throw new GrowlmError(op, "the parameters changed since the forward");
     const weight = options.lossWeight ?? 1 / pending.count;
     if (!Number.isFinite(weight)) throw new GrowlmError(op, `the loss weight must be finite but is ${weight}${pending.count === 0 ? " (no label is counted)" : ""}`);
-    if (options.logitsTerm) this.#cpuOnly(op, "a logits term (distillation, LwF)");
     this.#head(ws, pending.B * pending.T, pending.targets, weight / pending.members, null, options.logitsTerm);
     this.#backwardLayers(options.onGradientsFinal);
   }
@@ -895,11 +915,6 @@ export class LlamaModel {
     if (this.#disposed) throw new GrowlmError("LlamaModel", "used after dispose()");
   }
 
-  /** Refuses a CPU-only feature on a CUDA model. */
-  #cpuOnly(op: string, feature: string): void {
-    if (this.device !== "cpu") throw new GrowlmError(op, `${feature} is not supported on cuda yet (the model is on "${this.device}")`);
-  }
-
   get #ops(): ModelBackend<Buffers>["ops"] {
     return this.#backend.ops;
   }
@@ -911,6 +926,38 @@ export class LlamaModel {
       this.#ops.f32ToBf16(bf16, this.#state.params, this.layout.numel);
       this.#bf16Stale = false;
     }
+  }
+
+  /**
+   * Runs `term` on a head chunk of `rows` rows (of at most `chunkRows`): returns the backend
+   * buffer [rows, V] holding its gradient (zeroed before the call).
+   */
+  #logitsTerm(term: LogitsTerm, rowStart: number, rows: number, logits: F32, chunkRows: number): F32 {
+    const backend = this.#backend;
+    const n = rows * this.config.vocab_size;
+    const length = chunkRows * this.config.vocab_size;
+    if (!this.#termGrad || this.#termGrad.length < n) {
+      this.#termGrad?.memory.dispose();
+      const memory = new BufferSet(backend);
+      this.#termGrad = { memory, buffer: memory.alloc(length, "f32"), length, host: null };
+    }
+    const grad = backend.view(this.#termGrad.buffer, 0, n, "f32");
+    if (typeof term !== "function") {
+      backend.zero(grad);
+      term.onBackend(rowStart, rows, logits, grad, backend);
+    } else if (logits instanceof Float32Array && grad instanceof Float32Array) {
+      backend.zero(grad);
+      term(rowStart, rows, logits, grad);
+    } else {
+      const size = this.#termGrad.length;
+      this.#termGrad.host ??= { logits: new Float32Array(size), grad: new Float32Array(size) };
+      const host = { logits: this.#termGrad.host.logits.subarray(0, n), grad: this.#termGrad.host.grad.subarray(0, n) };
+      backend.download(host.logits, logits);
+      host.grad.fill(0);
+      term(rowStart, rows, host.logits, host.grad);
+      backend.upload(grad, host.grad);
+    }
+    return grad;
   }
 
   /** forwardCached's head output on a device, at least n floats. */
@@ -1062,7 +1109,6 @@ export class LlamaModel {
       throw new GrowlmError(op, `"labels" must have the shape of "ids" [${logical.B}, ${T}] but is [${labels.B}, ${labels.T}]`);
     }
     if (backward !== null && !labels) throw new GrowlmError(op, "labels are required for the backward");
-    if (backward?.logitsTerm) this.#cpuOnly(op, "a logits term (distillation, LwF)");
     // K members run every row: rows b·K + k (K = 1: the plain model, nothing replicated).
     const K = backward !== null ? (this.#film?.ensembleSize ?? 1) : this.inferenceMembers;
     if (K > 1 && backward?.logitsTerm) throw new GrowlmError(op, `a logits term needs the plain model, but this one trains a FiLM ensemble of ${K} members`);
@@ -1226,17 +1272,7 @@ export class LlamaModel {
       const lse = f(ws.headLse, 0, rows);
       lossSum += this.#ops.crossEntropyForward(f(ws.tokenLossesOut, r0, rows), lse, logits, targets, rows, V, -100).lossSum;
       if (weight === null || !dW) continue;
-      let termGrad: Float32Array | null = null;
-      if (term) {
-        this.#termGrad ??= Tensor.empty([ws.headRows * V]);
-        if (this.#termGrad.numel < rows * V) {
-          this.#termGrad.dispose();
-          this.#termGrad = Tensor.empty([ws.headRows * V]);
-        }
-        termGrad = this.#termGrad.data.subarray(0, rows * V);
-        termGrad.fill(0);
-        term(r0, rows, hostOnly("LlamaModel", "a logits term", logits), termGrad);
-      }
+      const termGrad = term ? this.#logitsTerm(term, r0, rows, logits, ws.headRows) : null;
       this.#ops.crossEntropyBackward(logits, logits, lse, targets, rows, V, -100, weight);
       if (termGrad) this.#ops.add(logits, logits, termGrad, rows * V);
       const dlogits = this.#operand(logits, ws.headLogitsB ? backend.view(ws.headLogitsB, 0, rows * V, "bf16") : null, rows * V);
@@ -1346,7 +1382,7 @@ export class LlamaModel {
     this.#workspace = null;
     this.#decode?.dispose();
     this.#decode = null;
-    this.#termGrad?.dispose();
+    this.#termGrad?.memory.dispose();
     this.#termGrad = null;
     this.#decodeLogits?.memory.dispose();
     this.#decodeLogits = null;

@@ -22,7 +22,6 @@ import { Tensor } from "../../src/tensor.js";
 import { Trainer } from "../../src/train/trainer.js";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../../src/train/checkpoint.js";
 import { DataParallel } from "../../src/train/data-parallel.js";
-import { EwcRegularizer } from "../../src/continual/ewc.js";
 import { FilmEnsemble, initializeFilm } from "../../src/probabilistic/film.js";
 import { RandomStream } from "../../src/train/random.js";
 import type { Communicator } from "../../src/train/comm.js";
@@ -285,12 +284,8 @@ export function modelCases(device: Device, compare: Compare): void {
 
   it("refuses the features not ported to cuda by name", () => {
     const gpu = makeModel(device);
-    const { ids, labels } = batch(BASE_SEED + 50);
-    expect(() => gpu.forwardBackward(ids, labels, { logitsTerm: () => undefined })).toThrow(/a logits term \(distillation, LwF\) is not supported on cuda yet/);
     const tcpLike = { backend: "tcp", rank: 0, worldSize: 2 } as Communicator;
     expect(() => new DataParallel(gpu, tcpLike)).toThrow(/DataParallel: the model is on "cuda:0": its gradients are reduced on the GPU, which the "tcp" communicator cannot do; use the "nccl" backend/);
-    const n = gpu.layout.numel;
-    expect(() => new EwcRegularizer(gpu, Tensor.zeros([n]), Tensor.zeros([n]), 1)).toThrow(/EwcRegularizer: EWC is not supported on cuda yet/);
     gpu.dispose();
   });
 }

@@ -35,6 +35,10 @@ const SIGNATURES: Record<(typeof MODEL_OPS)[number], readonly (Kind | null)[]> =
   adamwStep: ["f32", "f32", "f32", "bf16", "f32", null, "i64", "u8"],
   globalGradNorm: ["f32"],
   rngDropout: ["f32", "f32", null, null, null, null, "i64"],
+  ewcPenalty: ["f32", "f32", "f32", "f32"],
+  ewcFisherAccumulate: ["f32", "f32"],
+  distillTeacher: ["i32", "f32", "f32", "f32", "i32"],
+  distillStudent: ["f32", "f32", "i32", "f32", "f32", "i32"],
 };
 
 const BYTES: Record<Kind, number> = { f32: 4, bf16: 2, i32: 4, i64: 8, u8: 1 };

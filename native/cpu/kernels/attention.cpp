@@ -671,19 +671,37 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 
 // ---------------------------------------------------------------------------------------
 // Cached attention (incremental decoding; growlm/attention.h). Every query row is computed
-// alone: its keys from key_begin in chunks of CHUNK slots, each score a dot product along D
-// (vector partial sums, lanes summed in a fixed tree), the chunk's online-softmax step in
-// base 2 as in the forward above, and the weighted V rows accumulated along D in slot order.
-// Nothing is shared between rows, so a row's bits depend only on its q and its valid keys
-// (see the header). One task per (query block, b), the latest (heaviest) query blocks
-// first, handling every head: the cache is read slot row by slot row, front to back, as
-// the prefetchers like it (a head's rows alone are Hkv·D floats apart). Decoding a single
-// sequence splits the heads into groups to give every thread work.
+// alone: its keys from key_begin in chunks of CHUNK slots; per chunk the scores (dot products
+// along D: vector partial sums, their lanes summed in a fixed pairwise tree, then the scalar
+// tail of D), one online-softmax step in base 2 as in the forward above, and the weighted V
+// rows accumulated along D in slot order. Nothing is shared between rows, so a row's bits
+// depend only on its q and its valid keys (see the header).
+//
+// Tasks: one per (query block, b), the latest (heaviest) query blocks first, handling every
+// head; decoding a single sequence splits the heads into groups to give every thread work.
+// A decoding step (one query per row) reads every cached slot once for a few flops per
+// float, so it is as fast as the cache streams in from memory:
+//  - K and V are read slot row by slot row, every head of the task per slot: a task's reads
+//    sweep its row's slots front to back (a head's rows alone are Hkv·D floats apart);
+//  - while a chunk's scores are computed its V rows are prefetched, and while its V rows are
+//    accumulated the next chunk's K rows are, so the memory system always has a chunk's
+//    lines in flight and the arithmetic mostly reads L2;
+//  - the scores of VL keys come out as one vector (lane t = key t): the VL dot products'
+//    partial-sum vectors are folded together level by level of the lane tree, two shuffles
+//    and an add per pair of vectors, instead of one tree per key.
 
 namespace {
 
-constexpr int CHUNK = 64;  // keys per softmax step
+constexpr int CHUNK = 64;  // keys per softmax step, a multiple of VL
 constexpr int QB = 16;     // query rows per task
+constexpr int PV = 8;      // accumulator vectors held in registers by P·V
+
+// Asks for the `rows` rows of D floats at p, p + ld, ... to be brought into L2 (one
+// request per 64-byte line).
+inline void prefetch_rows(const float* p, int rows, int64_t ld, int64_t D) {
+  for (int r = 0; r < rows; ++r)
+    for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(p + r * ld + d, 0, 2);
+}
 
 // x + (x with its lanes rotated by W), lane by lane.
 template <int W>
@@ -693,7 +711,7 @@ inline vf add_rotated(vf x) {
   return x + __builtin_shuffle(x, m);
 }
 
-// The sum of the lanes, pairwise in a fixed tree.
+// The sum of the lanes, pairwise in a fixed tree: (lane i + lane i + VL/2) first, then halving.
 inline float lane_sum(vf x) {
   if constexpr (VL >= 16) x = add_rotated<8>(x);
   if constexpr (VL >= 8) x = add_rotated<4>(x);
@@ -702,29 +720,83 @@ inline float lane_sum(vf x) {
   return x[0];
 }
 
-// Σ_d a[d]·b[d]: one FMA per vector along D, the lanes summed by lane_sum, then the tail.
-inline float dot_tree(const float* a, const float* b, int64_t n) {
-  vf acc = vf{};
-  int64_t d = 0;
-  for (; d + VL <= n; d += VL) acc += load(a + d) * load(b + d);
-  float sum = lane_sum(acc);
-  for (; d < n; ++d) sum += a[d] * b[d];
-  return sum;
+// One level of the lane tree, on two vectors at once: x and y each hold VL / W keys, a block
+// of W partial sums per key; the result holds the keys of x then those of y, W / 2 sums
+// each, lane i of a block being lanes i and i + W / 2 of the input block added.
+template <int W>
+inline vf fold(vf x, vf y) {
+  constexpr int blocks = VL / W, half = W / 2;
+  vi lo, hi;
+  for (int o = 0; o < VL; ++o) {
+    const int block = o / half;
+    lo[o] = (block < blocks ? 0 : VL) + block % blocks * W + o % half;
+    hi[o] = lo[o] + half;
+  }
+  return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
 }
 
-// dot_tree of q with four keys (rows ld floats apart) into out[0..3]: the same operations per
-// key, four independent chains.
-inline void dot_tree4(float* out, const float* q, const float* k, int64_t ld, int64_t n) {
-  vf acc[4] = {vf{}, vf{}, vf{}, vf{}};
-  int64_t d = 0;
-  for (; d + VL <= n; d += VL) {
-    const vf a = load(q + d);
-    for (int t = 0; t < 4; ++t) acc[t] += a * load(k + t * ld + d);
+// The lane sums of the W vectors x[0..W-1] (one key each at the first level, W = VL): lane t
+// of the result is lane_sum(x[t]), the same pairs added in the same order. Clobbers x.
+template <int W = VL>
+inline vf lane_sums(vf* x) {
+  for (int i = 0; i < W / 2; ++i) x[i] = fold<W>(x[2 * i], x[2 * i + 1]);
+  if constexpr (W > 2) {
+    return lane_sums<W / 2>(x);
+  } else {
+    return x[0];
   }
-  for (int t = 0; t < 4; ++t) {
-    float sum = lane_sum(acc[t]);
-    for (int64_t e = d; e < n; ++e) sum += q[e] * k[t * ld + e];
-    out[t] = sum;
+}
+
+// Scores of the query qs (D floats) with the keys k, k + ld, ..., k + (cnt − 1)·ld, cnt <= VL:
+// lane t is key t's vector partial sums along D, lane-summed, plus the scalar tail of D;
+// lanes from cnt on are MASKED. `full` (cnt == VL) walks the key rows with one pointer.
+template <bool full>
+inline vf score_lanes(const float* qs, const float* k, int64_t ld, int cnt, int64_t D) {
+  vf acc[VL];
+  for (int t = 0; t < VL; ++t) acc[t] = vf{};
+  int64_t d = 0;
+  for (; d + VL <= D; d += VL) {
+    const vf a = load(qs + d);
+    if constexpr (full) {
+      const float* row = k + d;
+      for (int t = 0; t < VL; ++t, row += ld) acc[t] += a * load(row);
+    } else {
+      for (int t = 0; t < VL; ++t) acc[t] += a * load(k + std::min(t, cnt - 1) * ld + d);
+    }
+  }
+  vf s = lane_sums(acc);
+  if (d < D) {
+    for (int t = 0; t < cnt; ++t) {
+      float sum = s[t];
+      for (int64_t e = d; e < D; ++e) sum += qs[e] * k[t * ld + e];
+      s[t] = sum;
+    }
+  }
+  if constexpr (!full)
+    for (int t = cnt; t < VL; ++t) s[t] = MASKED;
+  return s;
+}
+
+// a[0 .. NVEC·VL) += Σ_j p[j] · v[j·ld + 0 .. NVEC·VL), j = 0 .. n − 1 in order, the
+// accumulator held in registers.
+template <int NVEC>
+inline void accumulate(float* a, const float* p, const float* v, int64_t ld, int n) {
+  vf o[NVEC];
+  for (int u = 0; u < NVEC; ++u) o[u] = load(a + u * VL);
+  for (int j = 0; j < n; ++j, v += ld) {
+    const vf pj = splat(p[j]);
+    for (int u = 0; u < NVEC; ++u) o[u] += pj * load(v + u * VL);
+  }
+  for (int u = 0; u < NVEC; ++u) store(a + u * VL, o[u]);
+}
+
+// accumulate<nvec> for a run-time nvec in [1, MAX].
+template <int MAX>
+inline void accumulate_vectors(int nvec, float* a, const float* p, const float* v, int64_t ld, int n) {
+  if (nvec == MAX) {
+    accumulate<MAX>(a, p, v, ld, n);
+  } else if constexpr (MAX > 1) {
+    accumulate_vectors<MAX - 1>(nvec, a, p, v, ld, n);
   }
 }
 
@@ -751,15 +823,19 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
     const int64_t g0 = grp * Hkv / groups, g1 = (grp + 1) * Hkv / groups;
     const int64_t h0 = g0 * G, nh = (g1 - g0) * G;  // this task's query heads h0 .. h0 + nh - 1
     Carve carve(scratch.at(thread));
-    float* qs = carve.take(nh * Dp);   // scaled queries, head by head
-    float* acc = carve.take(nh * Dp);  // unnormalised outputs
-    float* s = carve.take(nh * CHUNK); // the chunk's scores, then probabilities
+    float* qs = carve.take(nh * Dp);    // scaled queries, head by head
+    float* acc = carve.take(nh * Dp);   // unnormalised outputs
+    float* s = carve.take(nh * CHUNK);  // the chunk's scores, then probabilities
     float* m = carve.take(round_up(nh, 16));
     float* l = carve.take(round_up(nh, 16));
     const int64_t begin = key_begin[b];
     const float* krow = k + b * S * ld;
     const float* vrow = v + b * S * ld;
+    const float* kv0 = krow + g0 * D;  // the group's first kv head in slot 0
+    const int64_t span = (g1 - g0) * D;  // the group's floats in a slot
     auto kv_offset = [&](int64_t hh) { return (h0 + hh) / G * D; };  // head hh's kv head within a slot
+    // A kv head's rows are read (and prefetched) by the first of its query heads only.
+    auto first_of_kv = [&](int64_t hh) { return (h0 + hh) % G == 0; };
     for (int64_t i = blk * QB; i < std::min(Tq, (blk + 1) * QB); ++i) {
       const int64_t p = Tk - Tq + i;
       const float* qrow = q + ((b * Tq + i) * H + h0) * D;
@@ -774,29 +850,37 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
         m[hh] = MASKED;
         l[hh] = 0.0f;
       }
+      // The first chunk's K rows: later chunks' are prefetched by the chunk before. Only the
+      // task's first query streams the cache in; the next ones reread it (one slot more each).
+      const bool fetch = i == blk * QB;
+      if (fetch) prefetch_rows(kv0 + begin * ld, static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - begin)), ld, span);
       for (int64_t c0 = begin; c0 <= p; c0 += CHUNK) {
         const int n = static_cast<int>(std::min<int64_t>(CHUNK, p + 1 - c0));
-        // Scores, four slots at a time, every head of the group per slot.
-        int j = 0;
-        for (; j + 4 <= n; j += 4)
-          for (int64_t hh = 0; hh < nh; ++hh)
-            dot_tree4(s + hh * CHUNK + j, qs + hh * Dp, krow + (c0 + j) * ld + kv_offset(hh), ld, D);
-        for (; j < n; ++j)
-          for (int64_t hh = 0; hh < nh; ++hh)
-            s[hh * CHUNK + j] = dot_tree(qs + hh * Dp, krow + (c0 + j) * ld + kv_offset(hh), D);
-        // Per head: p_j = 2^(s_j - max) in place, their sum in VL partial sums then the lane
-        // tree, and the old accumulator rescaled.
+        // Scores, VL slots at a time, every head of the group per slot group; meanwhile the
+        // same rows of V are prefetched.
+        for (int j = 0; j < n; j += VL) {
+          const int cnt = std::min(VL, n - j);
+          for (int64_t hh = 0; hh < nh; ++hh) {
+            const int64_t at = (c0 + j) * ld + kv_offset(hh);
+            const vf sc = cnt == VL ? score_lanes<true>(qs + hh * Dp, krow + at, ld, cnt, D)
+                                    : score_lanes<false>(qs + hh * Dp, krow + at, ld, cnt, D);
+            store(s + hh * CHUNK + j, sc);
+            if (fetch && first_of_kv(hh)) prefetch_rows(vrow + at, cnt, ld, D);
+          }
+        }
+        // Per head: p_j = 2^(s_j - max) in place (lanes past n: MASKED scores, p = 0), their
+        // sum in VL partial sums then the lane tree, and the old accumulator rescaled.
         for (int64_t hh = 0; hh < nh; ++hh) {
           float* sh = s + hh * CHUNK;
-          float mx = m[hh];
-          for (j = 0; j < n; ++j) mx = std::max(mx, sh[j]);
+          vf top = splat(m[hh]);
+          for (int j = 0; j < n; j += VL) top = vmax(top, load(sh + j));
+          float mx = top[0];
+          for (int t = 1; t < VL; ++t) mx = std::max(mx, top[t]);
           vf sum = vf{};
-          const vf top = splat(mx);
-          for (j = 0; j < n; j += VL) {
-            vf sv;
-            for (int t = 0; t < VL; ++t) sv[t] = j + t < n ? sh[j + t] : MASKED;
-            const vf e = vexp2(sv - top);
-            for (int t = 0; t < VL && j + t < n; ++t) sh[j + t] = e[t];
+          const vf vmx = splat(mx);
+          for (int j = 0; j < n; j += VL) {
+            const vf e = vexp2(load(sh + j) - vmx);
+            store(sh + j, e);
             sum += e;
           }
           const float alpha = vexp2(splat(m[hh] - mx))[0];
@@ -808,25 +892,26 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
           for (; d + VL <= D; d += VL) store(a + d, load(a + d) * va);
           for (; d < D; ++d) a[d] = a[d] * alpha;
         }
-        // acc += Σ_j p_j · v_j, slots ascending, four at a time, every head of the group per slot.
-        for (j = 0; j < n; j += 4) {
-          const int cnt = std::min(4, n - j);
-          for (int64_t hh = 0; hh < nh; ++hh) {
-            const float* sh = s + hh * CHUNK + j;
-            const float* vj = vrow + (c0 + j) * ld + kv_offset(hh);
-            float* a = acc + hh * Dp;
-            int64_t d = 0;
-            for (; d + VL <= D; d += VL) {
-              vf o = load(a + d);
-              for (int t = 0; t < cnt; ++t) o += splat(sh[t]) * load(vj + t * ld + d);
-              store(a + d, o);
-            }
-            for (; d < D; ++d) {
-              float o = a[d];
-              for (int t = 0; t < cnt; ++t) o += sh[t] * vj[t * ld + d];
-              a[d] = o;
-            }
+        // acc += Σ_j p_j · v_j, slots ascending, head by head with PV vectors of the
+        // accumulator in registers; meanwhile the next chunk's K rows are prefetched.
+        const int64_t next = c0 + CHUNK;
+        const int ahead = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(CHUNK, p + 1 - next)));
+        for (int64_t hh = 0; hh < nh; ++hh) {
+          const float* sh = s + hh * CHUNK;
+          const float* vh = vrow + c0 * ld + kv_offset(hh);
+          float* a = acc + hh * Dp;
+          int64_t d = 0;
+          for (; d + VL <= D;) {
+            const int nvec = static_cast<int>(std::min<int64_t>(PV, (D - d) / VL));
+            accumulate_vectors<PV>(nvec, a + d, sh, vh + d, ld, n);
+            d += nvec * VL;
           }
+          for (; d < D; ++d) {
+            float o = a[d];
+            for (int j = 0; j < n; ++j) o += sh[j] * vh[j * ld + d];
+            a[d] = o;
+          }
+          if (fetch && first_of_kv(hh)) prefetch_rows(krow + next * ld + kv_offset(hh), ahead, ld, D);
         }
       }
       for (int64_t hh = 0; hh < nh; ++hh)
