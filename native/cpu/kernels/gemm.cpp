@@ -22,10 +22,11 @@
 //
 // Few rows (AVX-512): a linear layer's forward at decode time, C[M <= 8, N] = A·Bᵀ with B
 // [N, K] contiguous along k, skips the packing of B; one pool job for the whole product,
-// A transposed once per call. fp32 B is read in place by small_m_rows_tile: vectors over
-// the (up to 8) rows of C, one broadcast element of B per FMA, 16 rows of B streamed side
-// by side while the next 16 are prefetched. bf16 B (small_m_tile) is loaded 16 columns x
-// 16 k at a time and transposed in registers. Each element of C still gets exactly the
+// A transposed once per call. fp32 B with 2 to 8 rows of C is read in place by
+// small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 16 rows
+// of B streamed side by side while the next 16 are prefetched. bf16 B, and fp32 B for a
+// single row (where vectors over the rows would be mostly empty lanes), go through
+// small_m_tile: 16 columns x 16 k loaded at a time and transposed in registers. Each element of C still gets exactly the
 // packed path's operations (k ascending inside the same KC slices, one FMA or vdpbf16ps
 // per k or k-pair, the same alpha/beta update per slice), so its bits do not depend on
 // which path ran, nor on M.
@@ -216,10 +217,14 @@ void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld,
 #if defined(GROWLM_ISA_avx512)
 // ---------------------------------------------------------------------------------------
 constexpr int SMALL_M = 8;  // rows of the few-row path: R accumulators + 16 transposed rows fit 32 zmm
+// fp32 B: from this many rows on, vectors over the rows (small_m_rows_tile) beat the register
+// transposes (measured on config M's shapes: at one row the transposes win, 161 vs 127
+// tokens/s generating at batch 1).
+constexpr int64_t SMALL_M_ROWS_MIN = 2;
 
 // Few-row product without packing B (see the file comment): C[m, j0 .. j0 + 16) for m < R
 // over one K slice [k0, k0 + kc), B read in place as [N, K] (row stride ldb, rows past N
-// read as zero), A given transposed as at[k·R + m] (the slice's part of gemm_small_m_widened's
+// read as zero), A given transposed as at[k·R + m] (the slice's part of gemm_small_m_transposed's
 // copy, so that every broadcast comes from one base pointer). `cols` (1..16) columns are
 // stored. (One tile at a time: the transposes, not the FMA chains, bound it.)
 template <int R, class S>
@@ -641,16 +646,25 @@ void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float
                });
 }
 
-// bf16 B widened to fp32 (no vdpbf16ps): A transposed and widened once, [K][M], in the
-// calling thread's buffer; small_m_tile's in-register transposes widen B as they go.
-void gemm_small_m_widened(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
-                          int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C,
-                          int64_t ldc, const Context& ctx) {
+// B transposed in registers (small_m_tile): A transposed (and widened, for bf16) once, [K][M],
+// in the calling thread's buffer; the in-register transposes widen bf16 B as they go. The
+// path of bf16 B without vdpbf16ps, and of fp32 B below SMALL_M_ROWS_MIN rows, where the rows
+// path's vectors over the rows would be mostly empty lanes.
+template <class S>
+void gemm_small_m_transposed(int64_t M, int64_t N, int64_t K, float alpha, const S* A,
+                             int64_t lda, const S* B, int64_t ldb, float beta, float* C,
+                             int64_t ldc, const Context& ctx) {
   auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(M * K) * sizeof(float)));
   for (int64_t i = 0; i < M; ++i)
-    for (int64_t k = 0; k < K; ++k) at[k * M + i] = widen(A[i * lda + k]);
+    for (int64_t k = 0; k < K; ++k) {
+      if constexpr (sizeof(S) == 4) {
+        at[k * M + i] = A[i * lda + k];
+      } else {
+        at[k * M + i] = widen(A[i * lda + k]);
+      }
+    }
   gemm_small_m(N, K, 16, KC, B, ldb, beta, C, ctx,
-               [&](int cols, int64_t pc, int64_t kc, const uint16_t* b, float* c, float beta_k) {
+               [&](int cols, int64_t pc, int64_t kc, const S* b, float* c, float beta_k) {
                  const float* a = at + pc * M;
                  switch (M) {
                    case 1: return small_m_tile<1>(cols, kc, a, b, ldb, c, ldc, alpha, beta_k);
@@ -690,8 +704,10 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float 
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
-  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha))
+  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha)) {
+    if (M < SMALL_M_ROWS_MIN) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
     return gemm_small_m_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+  }
 #endif
   gemm_packed<F32Path<float>>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, A, lda,
                               B, ldb, beta, C, ldc, ctx);
@@ -703,7 +719,7 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
 #if defined(GROWLM_ISA_avx512)
   const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha);
   if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
-  if (few_rows) return gemm_small_m_widened(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+  if (few_rows) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
     return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,
                                     A, lda, B, ldb, beta, C, ldc, ctx);
