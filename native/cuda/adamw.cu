@@ -194,21 +194,10 @@ double global_grad_norm(const float* grads, int64_t n, const CudaContext& ctx) {
   if (n < 0) throw std::invalid_argument("global_grad_norm: n must be >= 0, got " + std::to_string(n));
   if (n == 0) return 0.0;
   const int64_t blocks = (n + NORM_GRAIN - 1) / NORM_GRAIN;
-  auto* partial = static_cast<double*>(device_alloc(ctx.device, static_cast<size_t>(blocks) * sizeof(double)));
-  std::vector<double> host(static_cast<size_t>(blocks));
-  try {
-    launch("global_grad_norm", sum_squares_kernel, dim3(blocks_for(blocks, NORM_WARPS)), dim3(32 * NORM_WARPS), 0, ctx,
-           partial, grads, n, blocks);
-    synchronize(ctx, "global_grad_norm");  // a kernel fault is reported under this op
-    copy_to_host(host.data(), partial, host.size() * sizeof(double), ctx);
-  } catch (...) {
-    device_free(ctx.device, partial);
-    throw;
-  }
-  device_free(ctx.device, partial);
-  double total = 0;
-  for (const double b : host) total += b;
-  return std::sqrt(total);
+  const DeviceScratch partial(ctx, static_cast<size_t>(blocks) * sizeof(double));
+  launch("global_grad_norm", sum_squares_kernel, dim3(blocks_for(blocks, NORM_WARPS)), dim3(32 * NORM_WARPS), 0, ctx,
+         partial.as<double>(), grads, n, blocks);
+  return std::sqrt(host_sum_in_order("global_grad_norm", partial.as<double>(), blocks, ctx));
 }
 
 double clip_grad_norm(float* grads, int64_t n, double max_norm, const CudaContext& ctx) {

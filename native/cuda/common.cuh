@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "growlm/cuda.h"
 
@@ -51,6 +52,43 @@ __host__ __device__ inline uint16_t bf16_bits(__nv_bfloat16 h) { return __bfloat
 inline unsigned blocks_for(int64_t n, int64_t per_block) {
   const int64_t b = (n + per_block - 1) / per_block;
   return static_cast<unsigned>(b < 1 ? 1 : b);
+}
+
+/// Device memory for one op's intermediate results, from the device pool, returned when the
+/// op's host function returns, even by an exception (the pool is stream-ordered: it reuses the
+/// memory only for work queued later on the same stream).
+class DeviceScratch {
+ public:
+  DeviceScratch(const CudaContext& ctx, size_t bytes) : device_(ctx.device), p_(device_alloc(ctx.device, bytes)) {}
+  ~DeviceScratch() {
+    try {
+      device_free(device_, p_);
+    } catch (...) {  // only a pointer the pool did not make, which cannot happen here
+    }
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  /// The memory from `byte_offset` on, as T*.
+  template <class T>
+  T* as(size_t byte_offset = 0) const {
+    return reinterpret_cast<T*>(static_cast<uint8_t*>(p_) + byte_offset);
+  }
+
+ private:
+  int device_;
+  void* p_;
+};
+
+/// Waits for ctx's queued work (a kernel fault is reported under `op`), then returns the sum of
+/// the `count` doubles at `partials` (device memory), added on the host in index order: the
+/// fixed-order final step of a deterministic reduction.
+inline double host_sum_in_order(const char* op, const double* partials, int64_t count, const CudaContext& ctx) {
+  synchronize(ctx, op);
+  std::vector<double> host(static_cast<size_t>(count));
+  copy_to_host(host.data(), partials, host.size() * sizeof(double), ctx);
+  double total = 0;
+  for (const double v : host) total += v;
+  return total;
 }
 
 #ifdef GROWLM_CUDA_EMULATED

@@ -296,25 +296,14 @@ double distill_student(float* grad, const float* logits, const int32_t* ids, con
   const int64_t words = (V + 31) / 32;
   const size_t loss_bytes = static_cast<size_t>(N) * sizeof(double);
   const size_t mark_bytes = static_cast<size_t>(N * words) * sizeof(uint32_t);
-  auto* scratch = static_cast<uint8_t*>(device_alloc(ctx.device, loss_bytes + mark_bytes));
-  auto* row_loss = reinterpret_cast<double*>(scratch);
-  auto* marks = reinterpret_cast<uint32_t*>(scratch + loss_bytes);
-  std::vector<double> host(static_cast<size_t>(N));
-  try {
-    fill_bytes(marks, 0, mark_bytes, ctx);
-    launch("distill_student", distill_student_kernel, dim3(static_cast<unsigned>(N)), dim3(row_threads(V)), 0, ctx,
-           row_loss, marks, words, grad, logits, ids, logp, log_rest, pos, V, k, 1.0f / temperature, scale * temperature,
-           static_cast<double>(temperature) * static_cast<double>(temperature));
-    synchronize(ctx, "distill_student");  // a kernel fault is reported under this op
-    copy_to_host(host.data(), row_loss, loss_bytes, ctx);
-  } catch (...) {
-    device_free(ctx.device, scratch);
-    throw;
-  }
-  device_free(ctx.device, scratch);
-  double total = 0;
-  for (const double l : host) total += l;
-  return total;
+  const DeviceScratch scratch(ctx, loss_bytes + mark_bytes);
+  auto* row_loss = scratch.as<double>();
+  auto* marks = scratch.as<uint32_t>(loss_bytes);
+  fill_bytes(marks, 0, mark_bytes, ctx);
+  launch("distill_student", distill_student_kernel, dim3(static_cast<unsigned>(N)), dim3(row_threads(V)), 0, ctx,
+         row_loss, marks, words, grad, logits, ids, logp, log_rest, pos, V, k, 1.0f / temperature, scale * temperature,
+         static_cast<double>(temperature) * static_cast<double>(temperature));
+  return host_sum_in_order("distill_student", row_loss, N, ctx);
 }
 
 int64_t distill_check(int32_t* what, int32_t* value, int64_t* index, const int32_t* pos, int64_t N,
@@ -328,24 +317,18 @@ int64_t distill_check(int32_t* what, int32_t* value, int64_t* index, const int32
   if (N >= 0x7f7f7f7f) throw std::invalid_argument("distill_check: N = " + std::to_string(N) + " rows exceed the row numbers it tracks");
   const size_t check_bytes = static_cast<size_t>(N) * sizeof(RowCheck);
   const size_t first_bytes = distinct ? static_cast<size_t>(P) * sizeof(int32_t) : 0;
-  auto* scratch = static_cast<uint8_t*>(device_alloc(ctx.device, check_bytes + first_bytes));
-  auto* checks = reinterpret_cast<RowCheck*>(scratch);
-  auto* first = distinct ? reinterpret_cast<int32_t*>(scratch + check_bytes) : nullptr;
+  const DeviceScratch scratch(ctx, check_bytes + first_bytes);
+  auto* checks = scratch.as<RowCheck>();
+  auto* first = distinct ? scratch.as<int32_t>(check_bytes) : nullptr;
   std::vector<RowCheck> host(static_cast<size_t>(N));
-  try {
-    const dim3 grid(blocks_for(N, CHECK_THREADS));
-    if (first && P > 0) {
-      fill_bytes(first, 0x7f, first_bytes, ctx);  // 0x7f7f7f7f: after every row (N < 0x7f7f7f7f)
-      launch("distill_check", first_row_kernel, grid, dim3(CHECK_THREADS), 0, ctx, first, pos, N, P);
-    }
-    launch("distill_check", check_rows_kernel, grid, dim3(CHECK_THREADS), 0, ctx, checks, first, pos, N, P, ids, k, V);
-    synchronize(ctx, "distill_check");
-    copy_to_host(host.data(), checks, check_bytes, ctx);
-  } catch (...) {
-    device_free(ctx.device, scratch);
-    throw;
+  const dim3 grid(blocks_for(N, CHECK_THREADS));
+  if (first && P > 0) {
+    fill_bytes(first, 0x7f, first_bytes, ctx);  // 0x7f7f7f7f: after every row (N < 0x7f7f7f7f)
+    launch("distill_check", first_row_kernel, grid, dim3(CHECK_THREADS), 0, ctx, first, pos, N, P);
   }
-  device_free(ctx.device, scratch);
+  launch("distill_check", check_rows_kernel, grid, dim3(CHECK_THREADS), 0, ctx, checks, first, pos, N, P, ids, k, V);
+  synchronize(ctx, "distill_check");
+  copy_to_host(host.data(), checks, check_bytes, ctx);
   // Positions are checked over every row before any id, as the CPU binding does.
   for (const int pass : {0, 1}) {
     for (int64_t n = 0; n < N; ++n) {

@@ -185,24 +185,19 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
   const int chunk = static_cast<int>(P < SORT_CHUNK ? P : SORT_CHUNK);
   const unsigned chunks = static_cast<unsigned>(P / chunk);
   const char* op = "embeddingBackward";
-  uint64_t* keys = static_cast<uint64_t*>(device_alloc(ctx.device, static_cast<size_t>(P) * sizeof(uint64_t)));
-  try {
-    launch(op, sort_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, ids, N, V, chunk);
-    for (int64_t k = 2 * static_cast<int64_t>(chunk); k <= P; k <<= 1) {
-      for (int64_t j = k >> 1; j >= chunk; j >>= 1) {
-        const unsigned blocks = blocks_for(P / 2, 256);
-        launch(op, sort_step_kernel, blocks < MAX_BLOCKS ? blocks : static_cast<unsigned>(MAX_BLOCKS), 256, 0, ctx,
-               keys, P, k, j);
-      }
-      launch(op, merge_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, k, chunk);
+  const DeviceScratch scratch(ctx, static_cast<size_t>(P) * sizeof(uint64_t));
+  uint64_t* keys = scratch.as<uint64_t>();
+  launch(op, sort_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, ids, N, V, chunk);
+  for (int64_t k = 2 * static_cast<int64_t>(chunk); k <= P; k <<= 1) {
+    for (int64_t j = k >> 1; j >= chunk; j >>= 1) {
+      const unsigned blocks = blocks_for(P / 2, 256);
+      launch(op, sort_step_kernel, blocks < MAX_BLOCKS ? blocks : static_cast<unsigned>(MAX_BLOCKS), 256, 0, ctx,
+             keys, P, k, j);
     }
-    const dim3 grid(blocks_for(N, GROUP), blocks_for(C, COLS));
-    launch(op, accumulate_groups_kernel, grid, THREADS, 0, ctx, dtable, dout, keys, N, C);
-  } catch (...) {
-    device_free(ctx.device, keys);
-    throw;
+    launch(op, merge_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, k, chunk);
   }
-  device_free(ctx.device, keys);  // stream-ordered: the pool reuses it only for later work
+  const dim3 grid(blocks_for(N, GROUP), blocks_for(C, COLS));
+  launch(op, accumulate_groups_kernel, grid, THREADS, 0, ctx, dtable, dout, keys, N, C);
 }
 
 }  // namespace growlm::GROWLM_CUDA_NS

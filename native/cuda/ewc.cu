@@ -60,21 +60,10 @@ double ewc_penalty(float* grads, const float* params, const float* anchor, const
   check_n("ewc_penalty", n);
   if (n == 0) return 0.0;
   const int64_t blocks = (n + GRAIN - 1) / GRAIN;
-  auto* partial = static_cast<double*>(device_alloc(ctx.device, static_cast<size_t>(blocks) * sizeof(double)));
-  std::vector<double> host(static_cast<size_t>(blocks));
-  try {
-    launch("ewc_penalty", ewc_penalty_kernel, dim3(blocks_for(blocks, PENALTY_WARPS)), dim3(32 * PENALTY_WARPS), 0, ctx,
-           partial, grads, params, anchor, fisher, lambda, n, blocks);
-    synchronize(ctx, "ewc_penalty");  // a kernel fault is reported under this op
-    copy_to_host(host.data(), partial, host.size() * sizeof(double), ctx);
-  } catch (...) {
-    device_free(ctx.device, partial);
-    throw;
-  }
-  device_free(ctx.device, partial);
-  double total = 0;
-  for (const double b : host) total += b;
-  return 0.5 * static_cast<double>(lambda) * total;
+  const DeviceScratch partial(ctx, static_cast<size_t>(blocks) * sizeof(double));
+  launch("ewc_penalty", ewc_penalty_kernel, dim3(blocks_for(blocks, PENALTY_WARPS)), dim3(32 * PENALTY_WARPS), 0, ctx,
+         partial.as<double>(), grads, params, anchor, fisher, lambda, n, blocks);
+  return 0.5 * static_cast<double>(lambda) * host_sum_in_order("ewc_penalty", partial.as<double>(), blocks, ctx);
 }
 
 void ewc_fisher_accumulate(float* fisher, const float* grads, int64_t n, float scale,

@@ -161,23 +161,6 @@ void check_sizes(const char* op, int64_t N, int64_t C) {
   if (N > 0x7fffffff) throw std::invalid_argument(std::string(op) + ": N above 2^31 - 1 rows");
 }
 
-// Scratch device memory of one op, returned to the pool when the op's work is queued (the
-// pool is stream-ordered: it reuses the memory only for later work).
-class Scratch {
- public:
-  Scratch(const CudaContext& ctx, size_t bytes) : device_(ctx.device), p_(device_alloc(ctx.device, bytes)) {}
-  ~Scratch() { device_free(device_, p_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  int device_;
-  void* p_;
-};
 
 void check_film_sizes(const char* op, int64_t group, int64_t M) {
   if (group < 1 || M < 1) throw std::invalid_argument(std::string(op) + ": expected group >= 1 and M >= 1");
@@ -202,7 +185,7 @@ void backward(const char* op, float* dinp, float* dweight, const float* dout, co
   launch(op, rmsnorm_backward_input_kernel<FILM>, dim3(static_cast<unsigned>(N)), dim3(ROW_THREADS), 0, ctx, dinp,
          dout, inp, weight, gamma, rstd, C, group, M);
   const int64_t chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-  const Scratch partial(ctx, static_cast<size_t>(chunks * C) * sizeof(float));
+  const DeviceScratch partial(ctx, static_cast<size_t>(chunks * C) * sizeof(float));
   launch(op, rmsnorm_backward_weight_partial_kernel<FILM>,
          dim3(blocks_for(C, CHANNEL_THREADS), static_cast<unsigned>(chunks)), dim3(CHANNEL_THREADS), 0, ctx,
          partial.as<float>(), dout, inp, gamma, rstd, N, C, group, M);
@@ -244,7 +227,7 @@ void rmsnorm_film_backward(float* dinp, float* dweight, float* dgamma, float* db
   const int64_t member_rows = ((runs + M - 1) / M) * group;
   const int64_t chunks = (member_rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
   const size_t count = static_cast<size_t>(M * chunks * C);
-  const Scratch pg(ctx, count * sizeof(double)), pb(ctx, count * sizeof(double));
+  const DeviceScratch pg(ctx, count * sizeof(double)), pb(ctx, count * sizeof(double));
   launch(op, film_partial_kernel,
          dim3(blocks_for(C, CHANNEL_THREADS), static_cast<unsigned>(chunks), static_cast<unsigned>(M)),
          dim3(CHANNEL_THREADS), 0, ctx, pg.as<double>(), pb.as<double>(), dout, inp, weight, rstd, N, C, group, M,

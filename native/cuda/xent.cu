@@ -211,24 +211,18 @@ CrossEntropyResult cross_entropy_forward(float* losses, float* lse, const float*
   if (N == 0) return result;
   // Per-row losses and states, then the totals, in one allocation (each part 8-byte aligned).
   const size_t loss_bytes = static_cast<size_t>(N) * sizeof(double);
-  auto* scratch = static_cast<uint8_t*>(device_alloc(ctx.device, loss_bytes + sizeof(LossTotals) + static_cast<size_t>(N)));
-  auto* row_loss = reinterpret_cast<double*>(scratch);
-  auto* totals = reinterpret_cast<LossTotals*>(scratch + loss_bytes);
-  uint8_t* row_state = scratch + loss_bytes + sizeof(LossTotals);
+  const DeviceScratch scratch(ctx, loss_bytes + sizeof(LossTotals) + static_cast<size_t>(N));
+  auto* row_loss = scratch.as<double>();
+  auto* totals = scratch.as<LossTotals>(loss_bytes);
+  uint8_t* row_state = scratch.as<uint8_t>(loss_bytes + sizeof(LossTotals));
   LossTotals host{};
-  try {
-    const bool vec4 = V % 4 == 0 && aligned16(logits);
-    launch("cross_entropy_forward", xent_forward_kernel, dim3(static_cast<unsigned>(N)), dim3(forward_threads(V)), 0,
-           ctx, losses, lse, row_loss, row_state, logits, targets, V, ignore_index, vec4);
-    launch("cross_entropy_forward", xent_reduce_kernel, dim3(1), dim3(REDUCE_THREADS), 0, ctx, totals, row_loss,
-           row_state, N);
-    synchronize(ctx, "cross_entropy_forward");  // a kernel fault is reported under this op
-    copy_to_host(&host, totals, sizeof host, ctx);
-  } catch (...) {
-    device_free(ctx.device, scratch);
-    throw;
-  }
-  device_free(ctx.device, scratch);
+  const bool vec4 = V % 4 == 0 && aligned16(logits);
+  launch("cross_entropy_forward", xent_forward_kernel, dim3(static_cast<unsigned>(N)), dim3(forward_threads(V)), 0,
+         ctx, losses, lse, row_loss, row_state, logits, targets, V, ignore_index, vec4);
+  launch("cross_entropy_forward", xent_reduce_kernel, dim3(1), dim3(REDUCE_THREADS), 0, ctx, totals, row_loss,
+         row_state, N);
+  synchronize(ctx, "cross_entropy_forward");  // a kernel fault is reported under this op
+  copy_to_host(&host, totals, sizeof host, ctx);
   if (host.bad > 0) {
     throw std::invalid_argument("cross_entropy_forward: " + std::to_string(host.bad) +
                                 " targets outside [0, " + std::to_string(V) + ") and not ignore_index " +
