@@ -4,7 +4,7 @@
 // rounds: __fmul_rn / __fadd_rn / __fdiv_rn / __fsqrt_rn keep nvcc from contracting
 // products into FMAs, and the lerp is the one FMA ATen itself issues (__fmaf_rn), so an
 // update is bitwise the CPU's FMA paths (AVX2 / AVX-512) given the same scalars, which the
-// host derives in double exactly as the CPU does. The segment of an element is a binary
+// host derives once for both backends (adamw_scalars). The segment of an element is a binary
 // search in seg_begin, narrowed per tile to the segments the tile touches.
 // Gradient norm: the CPU's canonical sum, reproduced bit for bit: blocks of 2^16
 // elements, in each one 32 lanes (a warp) summing exact double squares of elements
@@ -30,37 +30,7 @@ constexpr int64_t TILE = 4 * THREADS;
 constexpr int64_t NORM_GRAIN = 1 << 16;  // the CPU's block of the canonical sum
 constexpr int NORM_WARPS = 8;            // blocks of the sum per thread block
 
-// The float32 scalars torch's kernels receive (native/cpu/kernels/adamw.cpp: derive()).
-struct Scalars {
-  float decay, coeff, beta2, one_m_b2, bc2_sqrt, eps, neg_step, grad_scale;
-  bool from_m;
-};
-
-Scalars derive(const AdamWHyper& h) {
-  Scalars s;
-  s.decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
-  const float w = static_cast<float>(1.0 - h.beta1);
-  s.from_m = std::fabs(w) < 0.5f;
-  s.coeff = s.from_m ? w : w - 1.0f;
-  s.beta2 = static_cast<float>(h.beta2);
-  s.one_m_b2 = static_cast<float>(1.0 - h.beta2);
-  const double t = static_cast<double>(h.step);
-  s.bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
-  s.eps = static_cast<float>(h.eps);
-  s.neg_step = static_cast<float>(-(h.lr / (1.0 - std::pow(h.beta1, t))));
-  s.grad_scale = h.grad_scale;
-  return s;
-}
-
-// growlm::f32_to_bf16_bits: round to nearest even, NaN stays a (quiet) NaN.
-__device__ inline uint16_t bf16_round(float f) {
-  uint32_t bits = __float_as_uint(f);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-__device__ inline void update(float& p, float& m, float& v, float g, float decay, const Scalars& s) {
+__device__ inline void update(float& p, float& m, float& v, float g, float decay, const AdamWScalars& s) {
   const float gi = __fmul_rn(g, s.grad_scale);
   const float mi = __fmaf_rn(s.coeff, __fsub_rn(gi, m), s.from_m ? m : gi);
   const float vi = __fadd_rn(__fmul_rn(v, s.beta2), __fmul_rn(__fmul_rn(s.one_m_b2, gi), gi));
@@ -85,7 +55,7 @@ __device__ inline int64_t segment_in(const int64_t* seg_begin, int64_t lo, int64
 
 __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params_bf16,
                              const float* grads, int64_t n, const int64_t* seg_begin,
-                             const uint8_t* seg_decay, int64_t n_segments, Scalars s, bool vec4) {
+                             const uint8_t* seg_decay, int64_t n_segments, AdamWScalars s, bool vec4) {
   __shared__ int64_t tile_segments[2];
   const int64_t tile = static_cast<int64_t>(blockIdx.x) * TILE;
   const int64_t tile_end = tile + TILE < n ? tile + TILE : n;
@@ -116,8 +86,8 @@ __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params
     *reinterpret_cast<float4*>(m + i4) = mm;
     *reinterpret_cast<float4*>(v + i4) = vv;
     if (params_bf16) {
-      const uint32_t lo = bf16_round(p.x) | static_cast<uint32_t>(bf16_round(p.y)) << 16;
-      const uint32_t hi = bf16_round(p.z) | static_cast<uint32_t>(bf16_round(p.w)) << 16;
+      const uint32_t lo = f32_to_bf16_rne(p.x) | static_cast<uint32_t>(f32_to_bf16_rne(p.y)) << 16;
+      const uint32_t hi = f32_to_bf16_rne(p.z) | static_cast<uint32_t>(f32_to_bf16_rne(p.w)) << 16;
       *reinterpret_cast<uint2*>(params_bf16 + i4) = uint2{lo, hi};
     }
     return;
@@ -130,7 +100,7 @@ __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params
     params[i] = p;
     m[i] = mi;
     v[i] = vi;
-    if (params_bf16) params_bf16[i] = bf16_round(p);
+    if (params_bf16) params_bf16[i] = f32_to_bf16_rne(p);
   }
 }
 
@@ -187,7 +157,7 @@ void adamw_step(float* params, float* m, float* v, uint16_t* params_bf16, const 
   const bool vec4 = aligned(params, 16) && aligned(m, 16) && aligned(v, 16) && aligned(grads, 16) &&
                     (!params_bf16 || aligned(params_bf16, 8));
   launch("adamw_step", adamw_kernel, dim3(static_cast<unsigned>(grid)), dim3(THREADS), 0, ctx, params, m,
-         v, params_bf16, grads, n, seg_begin, seg_decay, n_segments, derive(hyper), vec4);
+         v, params_bf16, grads, n, seg_begin, seg_decay, n_segments, adamw_scalars(hyper), vec4);
 }
 
 double global_grad_norm(const float* grads, int64_t n, const CudaContext& ctx) {

@@ -27,6 +27,7 @@
 //
 // Checked against the CPU backend in test/cuda/attention.test.ts.
 #include "common.cuh"
+#include "growlm/attention.h"
 
 #include <cmath>
 #include <cstdint>
@@ -862,14 +863,9 @@ __global__ void __launch_bounds__(BTHREADS) attention_backward_dq_bf16_kernel(
 // ---------------------------------------------------------------------------------------
 // Host side.
 
+// The CPU API's checks, then the grid's.
 void check_attention(const char* op, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale) {
-  if (B < 1 || T < 1 || H < 1 || Hkv < 1 || D < 1)
-    throw std::invalid_argument(std::string(op) + ": B, T, H, Hkv and D must be >= 1");
-  if (H % Hkv != 0)
-    throw std::invalid_argument(std::string(op) + ": H = " + std::to_string(H) +
-                                " is not a multiple of Hkv = " + std::to_string(Hkv));
-  if (!(scale > 0.0f) || !std::isfinite(scale))
-    throw std::invalid_argument(std::string(op) + ": scale must be finite and > 0");
+  check_attention_sizes(op, B, T, H, Hkv, D, scale);
   // Grid limits (y and z <= 65535) and int positions inside the kernels.
   if (B > 65535 || H > 65535 || T > (int64_t(1) << 30))
     throw std::invalid_argument(std::string(op) + ": B and H must be <= 65535 and T <= 2^30 on CUDA, got B = " +

@@ -48,6 +48,15 @@ inline cudaStream_t cuda_stream(const CudaContext& ctx) { return static_cast<cud
 __host__ __device__ inline __nv_bfloat16 bf16_from_bits(uint16_t u) { return __ushort_as_bfloat16(u); }
 __host__ __device__ inline uint16_t bf16_bits(__nv_bfloat16 h) { return __bfloat16_as_ushort(h); }
 
+/// fp32 to bf16 bits by the CPU backend's recipe (growlm::f32_to_bf16_bits in native/cpu/bf16.h):
+/// round to nearest even, NaN stays a quiet NaN; so both backends give the same bits.
+__device__ __forceinline__ uint16_t f32_to_bf16_rne(float f) {
+  uint32_t bits = __float_as_uint(f);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
 /// Grid size for n items of `per_block` each (at least 1).
 inline unsigned blocks_for(int64_t n, int64_t per_block) {
   const int64_t b = (n + per_block - 1) / per_block;

@@ -46,16 +46,11 @@ __global__ void scale_kernel(float* C, int64_t M, int64_t N, int64_t ldc, float 
   }
 }
 
+// The CPU API's checks, then cuBLAS's: cublasGemmEx takes int sizes and strides.
 void check_gemm(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, int64_t lda,
                 int64_t ldb, int64_t ldc) {
+  check_gemm_sizes(op, trans_a, trans_b, M, N, K, lda, ldb, ldc);
   auto fail = [op](const std::string& what) { throw std::invalid_argument(std::string(op) + ": " + what); };
-  if (M < 0 || N < 0 || K < 0) fail("M, N and K must be >= 0");
-  const int64_t a_cols = trans_a == Trans::N ? K : M;
-  const int64_t b_cols = trans_b == Trans::N ? N : K;
-  if (lda < std::max<int64_t>(1, a_cols)) fail("lda is smaller than a row of A");
-  if (ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than a row of B");
-  if (ldc < std::max<int64_t>(1, N)) fail("ldc is smaller than a row of C");
-  // cublasGemmEx takes int sizes and strides.
   const struct {
     const char* name;
     int64_t value;

@@ -21,37 +21,6 @@ namespace {
 
 constexpr int64_t GRAIN = 1 << 16;  // elements per task (1.8 MiB of state): amortises a wake-up
 
-// The float32 scalars torch's kernels receive, derived once in double.
-struct Scalars {
-  float decay;      // 1 - lr·wd
-  float coeff;      // lerp: weight 1-β1 when < 0.5, else (1-β1) - 1
-  bool from_m;      // lerp base: m when the weight is small, else g
-  float beta2;      // β2
-  float one_m_b2;   // 1 - β2
-  float bc2_sqrt;   // sqrt(1 - β2^t)
-  float eps;
-  float neg_step;   // -lr / (1 - β1^t)
-  float grad_scale;
-};
-
-Scalars derive(const AdamWHyper& h) {
-  Scalars s;
-  s.decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
-  // torch's lerp_(end, weight) with a float32 weight: small weights interpolate from m,
-  // large ones from g (ATen's lerp_vec: fmadd(coeff, end - self, base)).
-  const float w = static_cast<float>(1.0 - h.beta1);
-  s.from_m = std::fabs(w) < 0.5f;
-  s.coeff = s.from_m ? w : w - 1.0f;
-  s.beta2 = static_cast<float>(h.beta2);
-  s.one_m_b2 = static_cast<float>(1.0 - h.beta2);
-  const double t = static_cast<double>(h.step);
-  s.bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(h.beta2, t)));
-  s.eps = static_cast<float>(h.eps);
-  s.neg_step = static_cast<float>(-(h.lr / (1.0 - std::pow(h.beta1, t))));
-  s.grad_scale = h.grad_scale;
-  return s;
-}
-
 // One contiguous piece of one segment. `decay` is 1 outside decaying segments (exact).
 // Contraction is off: torch rounds every op (p·decay, v·β2, (1-β2)·g·g are separate
 // kernels or separate vector ops) except lerp, where ATen calls fmadd explicitly, which
@@ -60,7 +29,7 @@ Scalars derive(const AdamWHyper& h) {
 template <bool FromM, bool Bf16>
 __attribute__((optimize("fp-contract=off"))) void update(
     float* __restrict p, float* __restrict m, float* __restrict v, uint16_t* __restrict pb,
-    const float* __restrict g, int64_t n, float decay, const Scalars& s) {
+    const float* __restrict g, int64_t n, float decay, const AdamWScalars& s) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * s.grad_scale;
     const float mi0 = m[i];
@@ -81,7 +50,7 @@ __attribute__((optimize("fp-contract=off"))) void update(
 
 template <bool FromM>
 void update_piece(float* p, float* m, float* v, uint16_t* pb, const float* g, int64_t n,
-                  float decay, const Scalars& s) {
+                  float decay, const AdamWScalars& s) {
   if (pb) {
     update<FromM, true>(p, m, v, pb, g, n, decay, s);
   } else {
@@ -123,7 +92,7 @@ double sum_squares(const float* x, int64_t n) {
 void adamw_step(float* params, float* m, float* v, uint16_t* params_bf16, const float* grads,
                 int64_t n, const int64_t* seg_begin, const uint8_t* seg_decay, int64_t n_segments,
                 const AdamWHyper& hyper, const Context& ctx) {
-  const Scalars s = derive(hyper);
+  const AdamWScalars s = adamw_scalars(hyper);
   parallel_for(ctx, n, GRAIN, [&](int64_t lo, int64_t hi) {
     // The segment holding lo: the last one whose begin is <= lo (skips empty segments).
     int64_t seg = std::upper_bound(seg_begin, seg_begin + n_segments + 1, lo) - seg_begin - 1;

@@ -941,9 +941,8 @@ GROWLM_DECLARE_ISA(void attention_cached_forward(float*, const float*, const flo
                                                  float, const Context&))
 }  // namespace cpu
 
-namespace {
-void check_attention(const char* op, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
-                     float scale) {
+void check_attention_sizes(const char* op, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D,
+                           float scale) {
   if (B < 1 || T < 1 || H < 1 || Hkv < 1 || D < 1)
     throw std::invalid_argument(std::string(op) + ": B, T, H, Hkv and D must be >= 1");
   if (H % Hkv != 0)
@@ -952,12 +951,11 @@ void check_attention(const char* op, int64_t B, int64_t T, int64_t H, int64_t Hk
   if (!(scale > 0.0f) || !std::isfinite(scale))
     throw std::invalid_argument(std::string(op) + ": scale must be finite and > 0");
 }
-}  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                        const Context& ctx) {
-  check_attention("attention_forward", B, T, H, Hkv, D, scale);
+  check_attention_sizes("attention_forward", B, T, H, Hkv, D, scale);
   using namespace cpu;
   GROWLM_DISPATCH(ctx, attention_forward, out, lse, q, k, v, B, T, H, Hkv, D, scale, ctx);
 }
@@ -966,7 +964,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* k, const float* v, const float* out, const float* lse,
                         int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                         const Context& ctx) {
-  check_attention("attention_backward", B, T, H, Hkv, D, scale);
+  check_attention_sizes("attention_backward", B, T, H, Hkv, D, scale);
   using namespace cpu;
   GROWLM_DISPATCH(ctx, attention_backward, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, Hkv, D,
                   scale, ctx);
@@ -977,7 +975,7 @@ void attention_cached_forward(float* out, const float* q, const float* k, const 
                               int64_t S, int64_t H, int64_t Hkv, int64_t D, float scale,
                               const Context& ctx) {
   const char* op = "attention_cached_forward";
-  check_attention(op, B, Tq, H, Hkv, D, scale);
+  check_attention_sizes(op, B, Tq, H, Hkv, D, scale);
   if (Tk < Tq || S < Tk)
     throw std::invalid_argument(std::string(op) + ": need Tq <= Tk <= S but Tq = " + std::to_string(Tq) +
                                 ", Tk = " + std::to_string(Tk) + ", S = " + std::to_string(S));

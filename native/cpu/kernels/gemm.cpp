@@ -743,10 +743,8 @@ GROWLM_DECLARE_ISA(void gemm_bf16(Trans, Trans, int64_t, int64_t, int64_t, float
                                   float*, int64_t, const Context&))
 }  // namespace cpu
 
-namespace {
-// Sizes and strides that would make the kernel read or write out of bounds.
-void check_gemm(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K,
-                int64_t lda, int64_t ldb, int64_t ldc) {
+void check_gemm_sizes(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K,
+                      int64_t lda, int64_t ldb, int64_t ldc) {
   auto fail = [op](const std::string& what) { throw std::invalid_argument(std::string(op) + ": " + what); };
   if (M < 0 || N < 0 || K < 0) fail("M, N and K must be >= 0");
   const int64_t a_cols = trans_a == Trans::N ? K : M;
@@ -755,12 +753,11 @@ void check_gemm(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t
   if (ldb < std::max<int64_t>(1, b_cols)) fail("ldb is smaller than a row of B");
   if (ldc < std::max<int64_t>(1, N)) fail("ldc is smaller than a row of C");
 }
-}  // namespace
 
 void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx) {
-  check_gemm("sgemm", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  check_gemm_sizes("sgemm", trans_a, trans_b, M, N, K, lda, ldb, ldc);
   using namespace cpu;
   GROWLM_DISPATCH(ctx, sgemm, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
 }
@@ -768,7 +765,7 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float 
 void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
                float* C, int64_t ldc, const Context& ctx) {
-  check_gemm("gemm_bf16", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  check_gemm_sizes("gemm_bf16", trans_a, trans_b, M, N, K, lda, ldb, ldc);
   using namespace cpu;
   GROWLM_DISPATCH(ctx, gemm_bf16, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                   ldc, ctx);

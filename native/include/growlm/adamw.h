@@ -27,6 +27,22 @@ struct AdamWHyper {
   float grad_scale = 1.0f;  // multiplies every gradient (in float32) before use
 };
 
+/// The float32 scalars torch's AdamW kernels receive, derived in double from `hyper` and rounded
+/// once (both backends' kernels take these, so they round alike).
+struct AdamWScalars {
+  float decay;      // 1 - lr·wd
+  float coeff;      // lerp: weight 1-β1 when < 0.5, else (1-β1) - 1
+  bool from_m;      // lerp base: m when the weight is small, else g
+  float beta2;      // β2
+  float one_m_b2;   // 1 - β2
+  float bc2_sqrt;   // sqrt(1 - β2^t)
+  float eps;
+  float neg_step;   // -lr / (1 - β1^t)
+  float grad_scale;
+};
+
+AdamWScalars adamw_scalars(const AdamWHyper& hyper);
+
 void adamw_step(float* params, float* m, float* v, uint16_t* params_bf16, const float* grads,
                 int64_t n, const int64_t* seg_begin, const uint8_t* seg_decay, int64_t n_segments,
                 const AdamWHyper& hyper, const Context& ctx);

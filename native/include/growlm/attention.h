@@ -20,6 +20,11 @@
 
 namespace growlm {
 
+/// The size and scale checks every attention op makes (both backends): throws
+/// std::invalid_argument naming `op` unless B, T, H, Hkv, D >= 1, H % Hkv == 0 and scale is
+/// finite and > 0.
+void check_attention_sizes(const char* op, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale);
+
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, float scale,
                        const Context& ctx);

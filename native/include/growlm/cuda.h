@@ -63,13 +63,13 @@ namespace cuda_emu {
 
 }  // namespace growlm
 
+/// Calls growlm::cuda_emu::fn(...) when `emulated`, else growlm::cuda::fn(...) (only
+/// cuda_emu exists when the addon was built without nvcc).
 #ifdef GROWLM_HAVE_CUDA
-/// Calls growlm::cuda_emu::fn(...) or growlm::cuda::fn(...) as `ctx` is emulated or not.
-#define GROWLM_CUDA_CALL(ctx, fn, ...) \
-  ((ctx).emulated ? ::growlm::cuda_emu::fn(__VA_ARGS__) : ::growlm::cuda::fn(__VA_ARGS__))
 #define GROWLM_CUDA_BACKEND(emulated, fn, ...) \
   ((emulated) ? ::growlm::cuda_emu::fn(__VA_ARGS__) : ::growlm::cuda::fn(__VA_ARGS__))
 #else
-#define GROWLM_CUDA_CALL(ctx, fn, ...) ::growlm::cuda_emu::fn(__VA_ARGS__)
 #define GROWLM_CUDA_BACKEND(emulated, fn, ...) ::growlm::cuda_emu::fn(__VA_ARGS__)
 #endif
+/// The same, by a context: fn of the backend `ctx` runs on.
+#define GROWLM_CUDA_CALL(ctx, fn, ...) GROWLM_CUDA_BACKEND((ctx).emulated, fn, __VA_ARGS__)

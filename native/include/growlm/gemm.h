@@ -12,6 +12,11 @@ namespace growlm {
 
 enum class Trans : int { N = 0, T = 1 };
 
+/// The size and stride checks of sgemm and gemm_bf16 (both backends): throws
+/// std::invalid_argument naming `op` for sizes and strides that would read or write out of bounds.
+void check_gemm_sizes(const char* op, Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, int64_t lda,
+                      int64_t ldb, int64_t ldc);
+
 void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx);
