@@ -11,6 +11,7 @@ import { cudaInfo } from "../../src/device.js";
 import { binding } from "../../src/native.js";
 import { BASE_SEED, randomF32 } from "../helpers/reference.js";
 import { describeCuda, downloadF32, emulated, poisoned, upload } from "../helpers/cuda.js";
+import { GEMM_LAYOUTS, GEMM_VARIANTS } from "../helpers/gemm-cases.js";
 
 const U = 2 ** -24;
 // fp32: both results are within (1.1 K + 8) roundings of the exact product, normwise per
@@ -29,17 +30,6 @@ const SIZES: readonly (readonly [number, number, number])[] = [
   [33, 65, 129],
   [70, 127, 300],
 ];
-const LAYOUTS = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-] as const;
-const VARIANTS = [
-  { alpha: 1, beta: 0, pad: 0 },
-  { alpha: -0.75, beta: 1, pad: 3 },
-  { alpha: 1.5, beta: -0.5, pad: 1 },
-] as const;
 
 type Mode = "sgemm" | "sgemmTf32" | "gemmBf16";
 
@@ -75,8 +65,8 @@ describeCuda("gemm (cuda)", () => {
     const xh = bf16Bits(x), yh = bf16Bits(y);
     const abs32 = absProducts(x, y, M, N, K);
     const abs16 = absProducts(widen(xh), widen(yh), M, N, K);
-    for (const [ta, tb] of LAYOUTS) {
-      for (const v of VARIANTS) {
+    for (const [ta, tb] of GEMM_LAYOUTS) {
+      for (const v of GEMM_VARIANTS) {
         const lda = (ta ? M : K) + v.pad, ldb = (tb ? K : N) + v.pad, ldc = N + v.pad;
         const C0 = randomF32(M * ldc, seed + 2);
         for (const mode of ["sgemm", "sgemmTf32", "gemmBf16"] as Mode[]) {

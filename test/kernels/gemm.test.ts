@@ -5,6 +5,7 @@ import { binding, type Isa } from "../../src/native.js";
 import { Tensor } from "../../src/tensor.js";
 import { BASE_SEED, expectBitwiseEqual, randomF32 } from "../helpers/reference.js";
 import { ISAS, withSettings } from "../helpers/native.js";
+import { GEMM_LAYOUTS, GEMM_VARIANTS } from "../helpers/gemm-cases.js";
 
 // Normwise-per-element bound, first order in u = 2^-24:
 //   |C - C_ref| <= GEMM_UNITS(K) * u * (|alpha| * Σ_k |a_ik b_kj| + |beta c_ij|)
@@ -27,20 +28,6 @@ const SIZES: readonly (readonly [number, number, number])[] = [
   [301, 347, 531],
   [200, 70, 1101],
 ];
-
-const LAYOUTS = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-] as const;
-
-// alpha, beta and the padding added to every leading dimension.
-const VARIANTS = [
-  { alpha: 1, beta: 0, pad: 0 },
-  { alpha: -0.75, beta: 1, pad: 3 },
-  { alpha: 1.5, beta: -0.5, pad: 1 },
-] as const;
 
 function bf16Bits(x: Float32Array): Uint16Array {
   const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
@@ -129,8 +116,8 @@ describe.each(ISAS)("gemm (%s)", (isa) => {
     const xh = bf16Bits(x);
     const yh = bf16Bits(y);
     const refBf16 = reference(widen(xh), widen(yh), M, N, K);
-    for (const [ta, tb] of LAYOUTS) {
-      for (const v of VARIANTS) {
+    for (const [ta, tb] of GEMM_LAYOUTS) {
+      for (const v of GEMM_VARIANTS) {
         const c: Case = { M, N, K, ta, tb, ...v };
         const lda = (ta ? M : K) + v.pad;
         const ldb = (tb ? K : N) + v.pad;
