@@ -36,8 +36,8 @@ const DP_RTOL = 1e-4;
 
 /** Asserts `actual` (the cuda model's) agrees with `expected` (the CPU model's) at tolerance class `what`. */
 export type Compare = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: Tolerance, label: string) => void;
-/** fp32 forward values, fp32 gradients, bf16-product values, values after optimizer steps. */
-export type Tolerance = "forward" | "gradient" | "bf16" | "trained";
+/** fp32 forward values, fp32 gradients, bf16-product values, values after optimizer steps (fp32, bf16 products). */
+export type Tolerance = "forward" | "gradient" | "bf16" | "trained" | "bf16Trained";
 
 /** The CUDA kernels against the CPU's: normwise relative error bounds (test/helpers/reference.ts relError) per kind of value. */
 export const CUDA_KERNEL_RTOL: Record<Tolerance, number> = {
@@ -49,6 +49,8 @@ export const CUDA_KERNEL_RTOL: Record<Tolerance, number> = {
   bf16: 2e-2,
   // Three AdamW steps divide by sqrt(v): tiny gradients' relative differences show in the update.
   trained: 1e-3,
+  // The same amplification on bf16-product gradients (seen up to 2.9e-2 over random seeds).
+  bf16Trained: 5e-2,
 };
 
 export const CONFIG = parseLlamaConfig({
@@ -148,7 +150,7 @@ export function modelCases(device: Device, compare: Compare): void {
       };
       const cpu = run("cpu");
       const gpu = run(device);
-      const what: Tolerance = matmul === "bfloat16" ? "bf16" : "trained";
+      const what: Tolerance = matmul === "bfloat16" ? "bf16Trained" : "trained";
       compare(gpu.losses, cpu.losses, what, `${matmul} losses`);
       compare(gpu.model.params.data, cpu.model.params.data, what, `${matmul} parameters after 3 steps`);
       compare(gpu.trainer.optimizer.m.data, cpu.trainer.optimizer.m.data, what, `${matmul} exp_avg`);
