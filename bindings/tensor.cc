@@ -7,6 +7,19 @@
 // header. Detaching alone would not release the memory (V8 keeps the backing store until
 // the buffer object is collected), so free() releases it itself and leaves the finaliser
 // only the bookkeeping.
+//
+// Large blocks (HUGE_MIN and up: weights, optimizer state, KV caches) are mapped on their
+// own with the data 2 MiB-aligned and its whole 2 MiB pages offered to transparent huge
+// pages (madvise; the system's setting decides). Streaming a buffer far larger than the
+// caches is bound by DRAM bandwidth, and on 4 KiB pages it runs well below it: reading
+// 118 MiB on Zen 4 with 2 threads gave 22-25 GB/s on 4 KiB pages against 30-34 GB/s on
+// 2 MiB pages (one thread: 15 against 28), and decoding streams every weight once per
+// token. The header sits in the small page before the data and the tail past the last
+// whole huge page stays on small pages, so no physical memory is wasted; munmap returns
+// the block to the system at once, and mapped memory is already zero.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -18,16 +31,46 @@ namespace growlm::bindings {
 namespace {
 
 constexpr size_t ALIGN = 64;
+constexpr size_t HUGE_PAGE = size_t{2} << 20;
+constexpr size_t HUGE_MIN = HUGE_PAGE;
 constexpr napi_type_tag NATIVE_BUFFER_TAG = {0x67726f776c6d2d62ull, 0x7566666572763031ull};
 
 struct Block {
-  void* base;    // null once freed
-  size_t bytes;  // reported to V8 as external memory
+  void* base;     // null once freed
+  size_t bytes;   // reported to V8 as external memory
+  size_t mapped;  // length of the mapping at base; 0 for a malloc block
 };
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// A mapping whose data (`bytes`, rounded to pages) starts on a 2 MiB boundary with one small
+// page before it for the header; its whole huge pages are advised. Returns the data, or
+// null when the system refuses the mapping.
+uint8_t* map_huge(size_t bytes, void** base, size_t* mapped) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t data_bytes = round_up(bytes, page);
+  const size_t reserve = page + data_bytes + HUGE_PAGE;
+  void* region = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<uintptr_t>(region);
+  const uintptr_t data = round_up(start + page, HUGE_PAGE);
+  const uintptr_t head = data - page, end = data + data_bytes;
+  if (head > start) munmap(region, head - start);
+  if (start + reserve > end) munmap(reinterpret_cast<void*>(end), start + reserve - end);
+  const size_t whole = bytes / HUGE_PAGE * HUGE_PAGE;
+  if (whole > 0) madvise(reinterpret_cast<void*>(data), whole, MADV_HUGEPAGE);  // advice: failure is harmless
+  *base = reinterpret_cast<void*>(head);
+  *mapped = end - head;
+  return reinterpret_cast<uint8_t*>(data);
+}
 
 void release_memory(Napi::Env env, Block* block) {
   if (!block->base) return;
-  std::free(block->base);
+  if (block->mapped > 0) {
+    munmap(block->base, block->mapped);
+  } else {
+    std::free(block->base);
+  }
   block->base = nullptr;
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(block->bytes));
 }
@@ -41,13 +84,19 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Args args(info, "alloc", 2);
   const int64_t bytes = args.size(0, "bytes", 0);
   const bool zero = args.boolean(1, "zero");
-  const size_t rounded = (static_cast<size_t>(bytes) + ALIGN - 1) / ALIGN * ALIGN;
-  void* base = std::aligned_alloc(ALIGN, ALIGN + rounded);
-  if (!base) args.range_error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  uint8_t* data = static_cast<uint8_t*>(base) + ALIGN;
-  if (zero) std::memset(data, 0, rounded);
-  auto* block = new Block{base, ALIGN + rounded};
-  std::memcpy(base, &block, sizeof block);
+  const size_t rounded = round_up(static_cast<size_t>(bytes), ALIGN);
+  void* base = nullptr;
+  size_t mapped = 0;
+  uint8_t* data = nullptr;
+  if (rounded >= HUGE_MIN) data = map_huge(rounded, &base, &mapped);
+  if (!data) {
+    base = std::aligned_alloc(ALIGN, ALIGN + rounded);
+    if (!base) args.range_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+    data = static_cast<uint8_t*>(base) + ALIGN;
+    if (zero) std::memset(data, 0, rounded);
+  }
+  auto* block = new Block{base, ALIGN + rounded, mapped};
+  std::memcpy(data - ALIGN, &block, sizeof block);
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), static_cast<int64_t>(block->bytes));
   Napi::ArrayBuffer buffer =
       Napi::ArrayBuffer::New(info.Env(), data, static_cast<size_t>(bytes), finalize, block);

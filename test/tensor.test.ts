@@ -64,10 +64,31 @@ describe("Tensor", () => {
   it("dispose returns the memory to the system, not at some later collection", () => {
     const before = process.memoryUsage().rss;
     for (let i = 0; i < 8; i++) {
-      const t = Tensor.zeros([1 << 27]); // 512 MiB, every page touched
+      const t = Tensor.empty([1 << 27]); // 512 MiB, every page touched
+      t.data.fill(1);
       t.dispose();
     }
     expect(process.memoryUsage().rss - before).toBeLessThan(1 << 30);
+  });
+
+  it("puts blocks of 2 MiB and more on their own huge-page-aligned mappings, zeroed, whole to the last byte", () => {
+    const MiB = 1 << 20;
+    // Below, at and around the threshold, and sizes that end inside a huge page.
+    for (const bytes of [2 * MiB - 64, 2 * MiB, 2 * MiB + 4, 5 * MiB + 12, 6 * MiB]) {
+      for (const zero of [true, false]) {
+        const buffer = binding.alloc(bytes, zero);
+        const bytesView = new Uint8Array(buffer);
+        expect(bytesView.length).toBe(bytes);
+        const address = binding.address(bytesView);
+        expect(address % (bytes >= 2 * MiB ? BigInt(2 * MiB) : 64n)).toBe(0n);
+        if (zero) expect(bytesView.every((b) => b === 0)).toBe(true);
+        bytesView.fill(0xa5);
+        expect(bytesView[0]).toBe(0xa5);
+        expect(bytesView[bytes - 1]).toBe(0xa5);
+        binding.free(buffer);
+        expect(bytesView.length).toBe(0);
+      }
+    }
   });
 
   it("free refuses buffers growlm did not allocate", () => {

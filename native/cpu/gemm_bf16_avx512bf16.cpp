@@ -54,6 +54,10 @@ void bf16dot_small_m(int cols, int64_t kc, const uint32_t* aw, const uint16_t* b
     for (int u = 0; u < T; ++u) {
       const int cu = cols - 16 * u < 16 ? cols - 16 * u : 16;
       if (cu <= 0) break;
+      // The next tile's lines at the same k, into L2 (as the fp32 few-row tiles do; past
+      // the end of B a prefetch is a no-op).
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) __builtin_prefetch(b + (16 * (T + u) + i) * ldb + 2 * w0, 0, 2);
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {
