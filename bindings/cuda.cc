@@ -193,6 +193,36 @@ Napi::Value CopyOnDevice(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// copyRowsOnDevice(dst, src, rows, rowBytes, dstPitch, srcPitch): row r of rowBytes bytes
+// from src + r·srcPitch to dst + r·dstPitch, both DeviceBuffers on one device, queued.
+Napi::Value CopyRowsOnDevice(const Napi::CallbackInfo& info) {
+  Args args(info, "cuda.copyRowsOnDevice", 6);
+  DeviceRange& dst = live_range(args, 0, "dst");
+  DeviceRange& src = live_range(args, 1, "src");
+  const int64_t rows = args.size(2, "rows", 0);
+  const int64_t row_bytes = args.size(3, "rowBytes", 0);
+  const int64_t dst_pitch = args.size(4, "dstPitch", 0);
+  const int64_t src_pitch = args.size(5, "srcPitch", 0);
+  if (dst.allocation->device != src.allocation->device) {
+    args.range_error("dst is on cuda:" + std::to_string(dst.allocation->device) + " but src on cuda:" +
+                     std::to_string(src.allocation->device));
+  }
+  if (dst_pitch < row_bytes || src_pitch < row_bytes) {
+    args.range_error("the pitches (" + std::to_string(dst_pitch) + ", " + std::to_string(src_pitch) +
+                     ") must be at least rowBytes = " + std::to_string(row_bytes));
+  }
+  const auto extent = [&](int64_t pitch) { return rows == 0 ? 0 : (rows - 1) * pitch + row_bytes; };
+  if (extent(dst_pitch) > static_cast<int64_t>(dst.byte_length) || extent(src_pitch) > static_cast<int64_t>(src.byte_length)) {
+    args.range_error(std::to_string(rows) + " rows of " + std::to_string(row_bytes) + " bytes span " +
+                     std::to_string(extent(dst_pitch)) + " and " + std::to_string(extent(src_pitch)) +
+                     " bytes but dst has " + std::to_string(dst.byte_length) + " and src " + std::to_string(src.byte_length));
+  }
+  const CudaContext& ctx = cuda_contexts(info.Env()).get(dst.allocation->device);
+  GROWLM_CUDA_CALL(ctx, copy_rows_on_device, address(dst), static_cast<size_t>(dst_pitch), address(src),
+                   static_cast<size_t>(src_pitch), static_cast<size_t>(row_bytes), static_cast<size_t>(rows), ctx);
+  return info.Env().Undefined();
+}
+
 // fillBytes(dst, value): every byte of dst set to value (0..255), queued.
 Napi::Value FillBytes(const Napi::CallbackInfo& info) {
   Args args(info, "cuda.fillBytes", 2);
@@ -252,6 +282,7 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   bind(env, cuda, "copyToDevice", CopyToDevice);
   bind(env, cuda, "copyToHost", CopyToHost);
   bind(env, cuda, "copyOnDevice", CopyOnDevice);
+  bind(env, cuda, "copyRowsOnDevice", CopyRowsOnDevice);
   bind(env, cuda, "fillBytes", FillBytes);
   bind(env, cuda, "synchronize", Synchronize);
   bind(env, cuda, "poolStats", PoolStats);

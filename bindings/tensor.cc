@@ -20,8 +20,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "addon.h"
 #include "args.h"
@@ -127,12 +129,54 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
 }
 
+// The extent a strided set of rows spans, in elements: (rows - 1) * stride + cols.
+int64_t rows_extent(int64_t rows, int64_t cols, int64_t stride) { return rows == 0 ? 0 : (rows - 1) * stride + cols; }
+
+// copyRows(dst, src, rows, cols, dstStride, srcStride): row r of `cols` elements from
+// src[r * srcStride] to dst[r * dstStride], r ascending, each as memmove. Typed arrays of one
+// element type; counts in elements. One call for what would be a typed-array view and a set()
+// per row (a decoding step splits and scatters hundreds of short rows).
+Napi::Value CopyRows(const Napi::CallbackInfo& info) {
+  Args args(info, "copyRows", 6);
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) args.type_error("expected typed arrays for \"dst\" and \"src\"");
+  Napi::TypedArray dst = info[0].As<Napi::TypedArray>();
+  Napi::TypedArray src = info[1].As<Napi::TypedArray>();
+  if (dst.TypedArrayType() != src.TypedArrayType()) args.type_error("\"dst\" and \"src\" must have the same element type");
+  const int64_t rows = args.size(2, "rows", 0);
+  const int64_t cols = args.size(3, "cols", 0);
+  const int64_t dst_stride = args.size(4, "dstStride", 0);
+  const int64_t src_stride = args.size(5, "srcStride", 0);
+  if (rows > 1 && (dst_stride < cols || src_stride < cols)) {
+    args.range_error("the strides (" + std::to_string(dst_stride) + ", " + std::to_string(src_stride) +
+                     ") must be at least cols = " + std::to_string(cols));
+  }
+  const int64_t dst_extent = rows_extent(rows, cols, dst_stride), src_extent = rows_extent(rows, cols, src_stride);
+  const int64_t dst_length = static_cast<int64_t>(dst.ElementLength()), src_length = static_cast<int64_t>(src.ElementLength());
+  if (dst_extent > dst_length || src_extent > src_length) {
+    args.range_error(std::to_string(rows) + " rows of " + std::to_string(cols) + " at strides " + std::to_string(dst_stride) +
+                     " and " + std::to_string(src_stride) + " span " + std::to_string(dst_extent) + " and " +
+                     std::to_string(src_extent) + " elements but \"dst\" has " + std::to_string(dst_length) +
+                     " and \"src\" " + std::to_string(src_length));
+  }
+  // (A detached array has no elements, so the extents above refuse it.)
+  if (rows == 0 || cols == 0) return info.Env().Undefined();
+  const size_t element = dst.ByteLength() / std::max<size_t>(1, dst.ElementLength());
+  auto* out = static_cast<uint8_t*>(dst.ArrayBuffer().Data()) + dst.ByteOffset();
+  const auto* in = static_cast<const uint8_t*>(src.ArrayBuffer().Data()) + src.ByteOffset();
+  const size_t row_bytes = static_cast<size_t>(cols) * element;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memmove(out + static_cast<size_t>(r * dst_stride) * element, in + static_cast<size_t>(r * src_stride) * element, row_bytes);
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitTensor(Napi::Env env, Napi::Object exports) {
   bind(env, exports, "alloc", Alloc);
   bind(env, exports, "free", Free);
   bind(env, exports, "address", Address);
+  bind(env, exports, "copyRows", CopyRows);
 }
 
 }  // namespace growlm::bindings

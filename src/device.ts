@@ -79,6 +79,8 @@ export interface CudaCoreBinding {
   copyToDevice(dst: DeviceBuffer, src: ArrayBufferView): void;
   copyToHost(dst: ArrayBufferView, src: DeviceBuffer): void;
   copyOnDevice(dst: DeviceBuffer, src: DeviceBuffer): void;
+  /** Row r of rowBytes bytes from src + r·srcPitch to dst + r·dstPitch, queued. */
+  copyRowsOnDevice(dst: DeviceBuffer, src: DeviceBuffer, rows: number, rowBytes: number, dstPitch: number, srcPitch: number): void;
   fillBytes(dst: DeviceBuffer, value: number): void;
   synchronize(device: number): void;
   poolStats(device: number): CudaPoolStats;

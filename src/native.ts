@@ -48,6 +48,8 @@ export interface CoreBinding {
   alloc(bytes: number, zero: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
   address(array: ArrayBufferView): bigint;
+  /** Row r of `cols` elements from src[r·srcStride] to dst[r·dstStride], r ascending; one element type, counts in elements. */
+  copyRows<A extends Float32Array | Uint16Array | Int32Array | Uint8Array | BigInt64Array>(dst: A, src: A, rows: number, cols: number, dstStride: number, srcStride: number): void;
 }
 
 /**

@@ -91,6 +91,33 @@ describe("Tensor", () => {
     }
   });
 
+  it("copyRows copies strided rows in one call and leaves the gaps alone", () => {
+    // 7 rows of 5 from a source of stride 13 (offset 2) into a destination of stride 9.
+    const src = Float32Array.from({ length: 2 + 6 * 13 + 5 }, (_, i) => i * 0.5 - 3);
+    const dst = new Float32Array(6 * 9 + 5 + 4).fill(-1);
+    binding.copyRows(dst, src.subarray(2), 7, 5, 9, 13);
+    for (let i = 0; i < dst.length; i++) {
+      const r = Math.floor(i / 9), c = i % 9;
+      expect(dst[i]).toBe(r < 7 && c < 5 ? src[2 + r * 13 + c] : -1);
+    }
+    const ints = Int32Array.from({ length: 12 }, (_, i) => i);
+    const out = new Int32Array(6);
+    binding.copyRows(out, ints, 3, 2, 2, 4);
+    expect(Array.from(out)).toEqual([0, 1, 4, 5, 8, 9]);
+    binding.copyRows(out, ints, 0, 2, 2, 4); // nothing
+    binding.copyRows(out, ints, 1, 6, 0, 0); // one row needs no stride
+    expect(Array.from(out)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it("copyRows refuses mixed element types, short strides and rows past either end", () => {
+    const f = new Float32Array(20);
+    expect(() => binding.copyRows(f, new Int32Array(20) as unknown as Float32Array, 2, 2, 2, 2)).toThrow(/copyRows: "dst" and "src" must have the same element type/);
+    expect(() => binding.copyRows(f, f.slice(), 3, 4, 3, 4)).toThrow(/copyRows: the strides \(3, 4\) must be at least cols = 4/);
+    expect(() => binding.copyRows(f, new Float32Array(9), 3, 2, 4, 4)).toThrow(/copyRows: 3 rows of 2 at strides 4 and 4 span 10 and 10 elements but "dst" has 20 and "src" 9/);
+    expect(() => binding.copyRows(new Float32Array(9), f, 3, 2, 4, 4)).toThrow(/span 10 and 10 elements but "dst" has 9 and "src" 20/);
+    expect(() => binding.copyRows(f, f.slice(), -1, 2, 2, 2)).toThrow(/copyRows/);
+  });
+
   it("free refuses buffers growlm did not allocate", () => {
     expect(() => binding.free(new ArrayBuffer(8))).toThrow(/free: the ArrayBuffer was not allocated by growlm/);
   });

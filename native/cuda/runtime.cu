@@ -195,6 +195,13 @@ void copy_on_device(void* dst, const void* src, size_t bytes, const CudaContext&
   GROWLM_CUDA_CHECK("copyOnDevice", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream(ctx)));
 }
 
+void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+                         size_t rows, const CudaContext& ctx) {
+  if (!rows || !row_bytes) return;
+  GROWLM_CUDA_CHECK("copyRowsOnDevice", cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows,
+                                                          cudaMemcpyDeviceToDevice, cuda_stream(ctx)));
+}
+
 void fill_bytes(void* p, uint8_t value, size_t bytes, const CudaContext& ctx) {
   if (!bytes) return;
   GROWLM_CUDA_CHECK("fillBytes", cudaMemsetAsync(p, value, bytes, cuda_stream(ctx)));

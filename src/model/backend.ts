@@ -69,6 +69,11 @@ export interface ModelBackend<B extends Buffers> {
   download<K extends BufferKind>(dst: HostBuffers[K], src: B[K]): void;
   /** dst ← src (equal lengths) on the backend. */
   copy<K extends BufferKind>(dst: B[K], src: B[K]): void;
+  /**
+   * Row r of `cols` elements from src[r·srcStride] to dst[r·dstStride], r ascending, on the
+   * backend (one call where a loop of views and copies would cost one per row).
+   */
+  copyRows<K extends BufferKind>(dst: B[K], src: B[K], rows: number, cols: number, dstStride: number, srcStride: number, kind: K): void;
   /** Every byte of `buffer` set to 0. */
   zero<K extends BufferKind>(buffer: B[K]): void;
   /**
@@ -120,6 +125,9 @@ export const cpuBackend: ModelBackend<HostBuffers> = {
   copy<K extends BufferKind>(dst: HostBuffers[K], src: HostBuffers[K]): void {
     copyHost(dst, src);
   },
+  copyRows<K extends BufferKind>(dst: HostBuffers[K], src: HostBuffers[K], rows: number, cols: number, dstStride: number, srcStride: number): void {
+    binding.copyRows(dst, src, rows, cols, dstStride, srcStride);
+  },
   zero(buffer: HostArray): void {
     new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength).fill(0);
   },
@@ -165,6 +173,10 @@ function cudaBackend(ordinal: number): ModelBackend<DeviceBuffers> {
     },
     copy(dst: DeviceBuffer, src: DeviceBuffer): void {
       if (src.byteLength > 0 || dst.byteLength > 0) cuda.copyOnDevice(dst, src);
+    },
+    copyRows<K extends BufferKind>(dst: DeviceBuffer, src: DeviceBuffer, rows: number, cols: number, dstStride: number, srcStride: number, kind: K): void {
+      const b = BYTES[kind];
+      cuda.copyRowsOnDevice(dst, src, rows, cols * b, dstStride * b, srcStride * b);
     },
     zero(buffer: DeviceBuffer): void {
       if (buffer.byteLength > 0) cuda.fillBytes(buffer, 0);

@@ -284,11 +284,13 @@ class Workspace extends NativeBuffers {
 
 /**
  * Token rows up to which forwardCached fuses the products sharing an input (q, k, v; gate,
- * up) into one over their adjacent weights: the native few-row product's limit, where a
+ * up) into one over their adjacent weights: the native few-row fp32 product's limit, where a
  * product streams its weights once and costs one pool job, so fusing saves two jobs and
- * two passes over the input per layer and the copies out of the fused rows are tiny.
+ * two passes over the input per layer, and the copies out of the fused rows (one copyRows
+ * per part) are tiny. (bf16's few-row product stops at 8 rows; past it the fused product is
+ * one packed product instead of two or three.)
  */
-const FUSED_ROWS = 8;
+const FUSED_ROWS = 32;
 
 /**
  * Buffers of forwardCached for up to `capacity` new tokens (rows × new tokens per row), grown
@@ -848,11 +850,9 @@ export class LlamaModel {
         // Each element gets the same operations as in three products: same bits.
         const W = C + 2 * kvC;
         this.#gemm(false, true, N, W, C, h1, qkvWeight, 0, ws.qkv);
-        for (let r = 0; r < N; r++) {
-          backend.copy(backend.view(q, r * C, C, "f32"), backend.view(ws.qkv, r * W, C, "f32"));
-          backend.copy(backend.view(k, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C, kvC, "f32"));
-          backend.copy(backend.view(v, r * kvC, kvC, "f32"), backend.view(ws.qkv, r * W + C + kvC, kvC, "f32"));
-        }
+        backend.copyRows(q, ws.qkv, N, C, C, W, "f32");
+        backend.copyRows(k, backend.view(ws.qkv, C, N * W - C, "f32"), N, kvC, kvC, W, "f32");
+        backend.copyRows(v, backend.view(ws.qkv, C + kvC, N * W - C - kvC, "f32"), N, kvC, kvC, W, "f32");
       } else {
         this.#gemm(false, true, N, C, C, h1, this.#lw(l, "q_proj"), 0, q);
         this.#gemm(false, true, N, kvC, C, h1, this.#lw(l, "k_proj"), 0, k);
@@ -862,10 +862,9 @@ export class LlamaModel {
       ops.ropeForward(k, k, positions, B, T, Hkv, D, cfg.rope_theta);
       const keys = cache.keyBuffer(l);
       const values = cache.valueBuffer(l);
-      for (let b = 0; b < B; b++) {
-        backend.copy(backend.view(keys, b * span + start * kvC, T * kvC, "f32"), backend.view(k, b * T * kvC, T * kvC, "f32"));
-        backend.copy(backend.view(values, b * span + start * kvC, T * kvC, "f32"), backend.view(v, b * T * kvC, T * kvC, "f32"));
-      }
+      const slots = B * span - start * kvC;
+      backend.copyRows(backend.view(keys, start * kvC, slots, "f32"), k, B, T * kvC, span, T * kvC, "f32");
+      backend.copyRows(backend.view(values, start * kvC, slots, "f32"), v, B, T * kvC, span, T * kvC, "f32");
       ops.attentionCachedForward(att, q, keys, values, keyBegin, B, T, start + T, cache.capacity, H, Hkv, D, 1 / Math.sqrt(D));
       const scale = this.#branchScales[l]!;
       this.#gemm(false, true, N, C, C, this.#operand(att, attb, N * C), this.#lw(l, "o_proj"), 0, mid, scale);
@@ -876,10 +875,8 @@ export class LlamaModel {
       const gateUpWeight = fuse ? this.#adjacentWeights(l, ["gate_proj", "up_proj"]) : null;
       if (gateUpWeight) {
         this.#gemm(false, true, N, 2 * I, C, h2, gateUpWeight, 0, ws.gateUp);
-        for (let r = 0; r < N; r++) {
-          backend.copy(backend.view(gate, r * I, I, "f32"), backend.view(ws.gateUp, 2 * r * I, I, "f32"));
-          backend.copy(backend.view(up, r * I, I, "f32"), backend.view(ws.gateUp, (2 * r + 1) * I, I, "f32"));
-        }
+        backend.copyRows(gate, ws.gateUp, N, I, I, 2 * I, "f32");
+        backend.copyRows(up, backend.view(ws.gateUp, I, 2 * N * I - I, "f32"), N, I, I, 2 * I, "f32");
       } else {
         this.#gemm(false, true, N, I, C, h2, this.#lw(l, "gate_proj"), 0, gate);
         this.#gemm(false, true, N, I, C, h2, this.#lw(l, "up_proj"), 0, up);
@@ -892,7 +889,7 @@ export class LlamaModel {
     cache.length = start + T;
     // The head on each row's last token only.
     const last = f(ws.mid, B * C);
-    for (let b = 0; b < B; b++) backend.copy(backend.view(last, b * C, C, "f32"), backend.view(x, (b * T + T - 1) * C, C, "f32"));
+    backend.copyRows(last, backend.view(x, (T - 1) * C, B * T * C - (T - 1) * C, "f32"), B, C, C, T * C, "f32");
     const hf = f(ws.h, B * C);
     this.#normForward(2 * cfg.num_hidden_layers, hf, f(ws.rstd, B), last, "model.norm.weight", B, 1);
     const hfOperand = this.#operand(hf, hb && sub(hb, B * C, "bf16"), B * C);

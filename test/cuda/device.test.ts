@@ -31,6 +31,20 @@ describeCuda("device memory", () => {
     expect(back[110]).toBe(data[110]);
   });
 
+  it("copies strided rows within the device in one call (cudaMemcpy2DAsync)", () => {
+    const data = randomF32(2 + 6 * 13 + 5, 6);
+    const src = upload(data);
+    const dst = upload(new Float32Array(6 * 9 + 5 + 4).fill(-1));
+    binding.cuda.copyRowsOnDevice(dst, src.view(8, src.byteLength - 8), 7, 20, 36, 52);
+    const back = downloadF32(dst);
+    for (let i = 0; i < back.length; i++) {
+      const r = Math.floor(i / 9), c = i % 9;
+      expect(back[i]).toBe(r < 7 && c < 5 ? data[2 + r * 13 + c] : -1);
+    }
+    expect(() => binding.cuda.copyRowsOnDevice(dst, src, 2, 20, 16, 52)).toThrow(/cuda.copyRowsOnDevice: the pitches \(16, 52\) must be at least rowBytes = 20/);
+    expect(() => binding.cuda.copyRowsOnDevice(dst, src, 8, 20, 36, 52)).toThrow(/8 rows of 20 bytes span 272 and 384 bytes but dst has 252 and src 340/);
+  });
+
   it("refuses copies of different sizes and views outside the buffer", () => {
     const a = binding.cuda.alloc(DEVICE, 16);
     expect(() => binding.cuda.copyToDevice(a, new Float32Array(5))).toThrow(/the destination has 16 bytes but the source 20/);

@@ -168,11 +168,12 @@ describe.each(ISAS)("gemm (%s)", (isa) => {
     }
   });
 
-  // A linear layer at decode time (A [M <= 8, K], B [N, K]) takes the few-row path on
-  // AVX-512: every row must hold the bits the packed path gives it inside a 20-row product,
-  // across K slices (512, and 1024 for vdpbf16ps), odd K, column edges, strides and beta.
-  it("few rows (A·Bᵀ, M <= 8): each row bitwise as in a many-row product", () => {
-    const ROWS = 20;
+  // A linear layer at decode time (A [M, K], B [N, K]) takes a few-row path on AVX-512 (fp32
+  // B up to 32 rows in 4, 8, 16 or 32 lanes, bf16 B up to 8): every row must hold the bits the
+  // packed path gives it inside a 40-row product, across K slices (512, and 1024 for
+  // vdpbf16ps), odd K, column edges, strides and beta.
+  it("few rows (A·Bᵀ, M <= 32): each row bitwise as in a many-row product", () => {
+    const ROWS = 40;
     for (const [N, K] of [[37, 1101], [16, 16], [33, 2051], [5, 3], [64, 1024]] as const) {
       const [lda, ldb, ldc] = [K + 3, K + 1, N + 2];
       const A = randomF32(ROWS * lda, 31 + K);
@@ -192,7 +193,7 @@ describe.each(ISAS)("gemm (%s)", (isa) => {
               return C;
             });
           const many = product(ROWS);
-          for (const M of [1, 3, 4, 5, 8]) {
+          for (const M of [1, 3, 4, 5, 8, 9, 13, 16, 17, 31, 32, 33]) {
             const few = product(M);
             const label = `${isa} ${kind} M=${M} N=${N} K=${K} alpha=${alpha} beta=${beta}`;
             expectBitwiseEqual(few.subarray(0, M * ldc), many.subarray(0, M * ldc), label);

@@ -20,11 +20,11 @@
 // bitwise independent of the thread count and of how tiles are split among tasks; tile
 // origins are always multiples of MR and NR.
 //
-// Few rows (AVX-512): a linear layer's forward at decode time, C[M <= 8, N] = A·Bᵀ with B
-// [N, K] contiguous along k, skips the packing of B; one pool job for the whole product,
-// A transposed once per call. fp32 B with 2 to 8 rows of C is read in place by
-// small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 16 rows
-// of B streamed side by side while the next 16 are prefetched. bf16 B, and fp32 B for a
+// Few rows (AVX-512): a linear layer's forward at decode time, C[M, N] = A·Bᵀ with B [N, K]
+// contiguous along k, skips the packing of B; one pool job for the whole product, A
+// transposed once per call. fp32 B with 2 to 32 rows of C is read in place by
+// small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 8 rows
+// of B streamed side by side while the next 8 are prefetched. bf16 B (up to 8 rows), and fp32 B for a
 // single row (where vectors over the rows would be mostly empty lanes), go through
 // small_m_tile: 16 columns x 16 k loaded at a time and transposed in registers. Each element of C still gets exactly the
 // packed path's operations (k ascending inside the same KC slices, one FMA or vdpbf16ps
@@ -216,7 +216,12 @@ void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld,
 
 #if defined(GROWLM_ISA_avx512)
 // ---------------------------------------------------------------------------------------
-constexpr int SMALL_M = 8;  // rows of the few-row path: R accumulators + 16 transposed rows fit 32 zmm
+constexpr int SMALL_M = 8;  // rows of the transposing few-row path: R accumulators + 16 transposed rows fit 32 zmm
+// fp32 B, vectors over the rows (small_m_rows_tile): up to this many rows. Its FMAs are the
+// packed path's (one lane per row), but it reads B once, in place, where the packed path
+// packs the weights on every call: config M's decode products (8 layers and the head, cold)
+// took 7.1-7.6 ms at 16 rows against 16.3 packed, 14.1 at 32 rows against about 22.
+constexpr int64_t SMALL_M_ROWS_MAX = 32;
 // fp32 B: from this many rows on, vectors over the rows (small_m_rows_tile) beat the register
 // transposes (measured on config M's shapes: at one row the transposes win, 161 vs 127
 // tokens/s generating at batch 1).
@@ -296,25 +301,37 @@ void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __r
 constexpr int ROWS_TILE = 8;  // J: 8 accumulators (8 streams of B), enough FMA chains to hide the latency
 
 // R-lane vectors (GCC ignores vector_size on a type that depends on a template parameter).
+// 32 rows are two zmm per column, spelled out: GCC's code for a 128-byte vector type spills.
 template <int R> struct RowVec;
 template <> struct RowVec<4> { typedef float type __attribute__((vector_size(16))); };
 template <> struct RowVec<8> { typedef float type __attribute__((vector_size(32))); };
+template <> struct RowVec<16> { typedef float type __attribute__((vector_size(64))); };
 
 template <int R, int J>
 void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
                        const float* __restrict b, int64_t ldb, float* __restrict c,
                        int64_t ldc, float alpha, float beta) {
-  using rvec = typename RowVec<R>::type;
+  constexpr int W = R < 16 ? R : 16;  // lanes per vector
+  constexpr int NV = R / W;           // vectors per column
+  using rvec = typename RowVec<W>::type;
   const float* row[J];
 #pragma GCC unroll 32
   for (int j = 0; j < J; ++j) row[j] = b + std::min(j, cols - 1) * ldb;
-  rvec acc[J];
+  rvec acc[J][NV];
 #pragma GCC unroll 32
-  for (int j = 0; j < J; ++j) acc[j] = rvec{};
+  for (int j = 0; j < J; ++j)
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) acc[j][u] = rvec{};
   auto step = [&](int64_t k) {
-    const rvec a = *reinterpret_cast<const rvec*>(at + k * R);
+    rvec a[NV];
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) a[u] = *reinterpret_cast<const rvec*>(at + k * R + u * W);
 #pragma GCC unroll 32
-    for (int j = 0; j < J; ++j) acc[j] += row[j][k] * a;
+    for (int j = 0; j < J; ++j) {
+      const float bj = row[j][k];
+#pragma GCC unroll 2
+      for (int u = 0; u < NV; ++u) acc[j][u] += bj * a[u];
+    }
   };
   int64_t k = 0;
   for (; k + 16 <= kc; k += 16) {
@@ -325,11 +342,13 @@ void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
   }
   for (; k < kc; ++k) step(k);
   for (int j = 0; j < cols; ++j) {
-    const rvec out = alpha * acc[j];
+    rvec out[NV];
+    for (int u = 0; u < NV; ++u) out[u] = alpha * acc[j][u];
     for (int m = 0; m < M; ++m) {
       float* p = c + m * ldc + j;
       // beta·C + alpha·acc fused as small_m_tile and micro_f32 do.
-      *p = beta == 0.0f ? out[m] : std::fma(beta, *p, out[m]);
+      const float v = out[m / W][m % W];
+      *p = beta == 0.0f ? v : std::fma(beta, *p, v);
     }
   }
 }
@@ -610,10 +629,10 @@ void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
 }
 
 #if defined(GROWLM_ISA_avx512)
-// Whether gemm_small_m takes the product: A not transposed, B transposed, 1 <= M <= SMALL_M
+// Whether gemm_small_m takes the product: A not transposed, B transposed, 1 <= M <= max_rows
 // and something to compute.
-bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha) {
-  return !trans_a && trans_b && M >= 1 && M <= SMALL_M && N >= 1 && K >= 1 && alpha != 0.0f;
+bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, int64_t max_rows) {
+  return !trans_a && trans_b && M >= 1 && M <= max_rows && N >= 1 && K >= 1 && alpha != 0.0f;
 }
 
 // Tasks are chunks of tiles of `width` columns (about SMALL_M_TASK_COLUMNS columns, a
@@ -637,20 +656,24 @@ void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* 
   });
 }
 
-// fp32: A transposed once into the calling thread's buffer, [K][R] with R = 4 or 8 lanes
-// (rows past M zero), then tiles of ROWS_TILE columns.
+// fp32: A transposed once into the calling thread's buffer, [K][R] with R = 4, 8, 16 or 32
+// lanes (rows past M zero), then tiles of ROWS_TILE columns.
 void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                        int64_t ldc, const Context& ctx) {
-  const int64_t R = M <= 4 ? 4 : 8;
+  const int64_t R = M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32;
   auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(R * K) * sizeof(float)));
   for (int64_t k = 0; k < K; ++k)
     for (int64_t i = 0; i < R; ++i) at[k * R + i] = i < M ? A[i * lda + k] : 0.0f;
   const int m = static_cast<int>(M);
   gemm_small_m(N, K, ROWS_TILE, KC, B, ldb, beta, C, ctx,
                [&](int cols, int64_t pc, int64_t kc, const float* b, float* c, float beta_k) {
-                 if (R == 4) return small_m_rows_tile<4, ROWS_TILE>(m, cols, kc, at + pc * 4, b, ldb, c, ldc, alpha, beta_k);
-                 small_m_rows_tile<8, ROWS_TILE>(m, cols, kc, at + pc * 8, b, ldb, c, ldc, alpha, beta_k);
+                 switch (R) {
+                   case 4: return small_m_rows_tile<4, ROWS_TILE>(m, cols, kc, at + pc * 4, b, ldb, c, ldc, alpha, beta_k);
+                   case 8: return small_m_rows_tile<8, ROWS_TILE>(m, cols, kc, at + pc * 8, b, ldb, c, ldc, alpha, beta_k);
+                   case 16: return small_m_rows_tile<16, ROWS_TILE>(m, cols, kc, at + pc * 16, b, ldb, c, ldc, alpha, beta_k);
+                   default: return small_m_rows_tile<32, ROWS_TILE>(m, cols, kc, at + pc * 32, b, ldb, c, ldc, alpha, beta_k);
+                 }
                });
 }
 
@@ -712,7 +735,7 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float 
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
-  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha)) {
+  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, SMALL_M_ROWS_MAX)) {
     if (M < SMALL_M_ROWS_MIN) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
     return gemm_small_m_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   }
@@ -725,7 +748,7 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
                const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
                float* C, int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
-  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha);
+  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, SMALL_M);
   if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (few_rows) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
