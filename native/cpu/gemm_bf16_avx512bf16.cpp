@@ -2,8 +2,9 @@
 // (28 zmm accumulators) updated per k-pair by two aligned loads of B̃, 14 32-bit
 // broadcasts of Ã pairs and 28 dot-product instructions. The packing and the blocking
 // around it live in kernels/gemm.cpp; test/kernels/gemm.test.ts checks the result against
-// the float64 product of the bf16 values. Also the few-row tile of gemm.cpp's
-// gemm_small_m, which reads B in place and transposes 16 x 16 k-pair words in registers.
+// the float64 product of the bf16 values. Also the few-row tiles of gemm.cpp's
+// gemm_small_m, which read B in place: up to 8 rows by transposing 16 x 16 k-pair words in
+// registers, 9 to 32 rows with vectors over the rows of C and B's pair words broadcast.
 //
 // This file alone is compiled with -mavx512bf16 (CMakeLists.txt) and is only reached
 // after the CPU reported the feature, so it defines nothing but the kernels and their
@@ -97,7 +98,81 @@ void bf16dot_small_m(int cols, int64_t kc, const uint32_t* aw, const uint16_t* b
   }
 }
 
+// A k-pair word of B read in place: two bf16 at any even or odd element offset.
+typedef uint32_t bf16dot_pair_word __attribute__((aligned(2), may_alias));
+
+// gemm_bf16dot_rows for R = 16·NV lanes: J accumulators of NV vectors (the rows of one column
+// each), one broadcast pair word of B per vdpbf16ps, J rows of B streamed side by side while
+// the next J are prefetched into L2 (as kernels/gemm.cpp's small_m_rows_tile does for fp32).
+template <int NV, int J>
+void bf16dot_rows(int M, int cols, int64_t kc, const uint32_t* __restrict aw, const uint16_t* __restrict b,
+                  int64_t ldb, float* __restrict c, int64_t ldc, float alpha, float beta) {
+  constexpr int R = 16 * NV;
+  const int64_t pairs = kc / 2;
+  const uint16_t* row[J];
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j) row[j] = b + (j < cols ? j : cols - 1) * ldb;  // past `cols`: repeat the last (never stored)
+  __m512 acc[J][NV];
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j)
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) acc[j][u] = _mm512_setzero_ps();
+  auto step = [&](int64_t p) {
+    __m512 a[NV];
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) a[u] = _mm512_load_ps(reinterpret_cast<const float*>(aw + p * R + 16 * u));
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      const auto* w = reinterpret_cast<const bf16dot_pair_word*>(row[j] + 2 * p);
+#pragma GCC unroll 2
+      for (int u = 0; u < NV; ++u) bf16dot_fma_bcst(acc[j][u], a[u], w);
+    }
+  };
+  int64_t p = 0;
+  for (; p + 16 <= pairs; p += 16) {
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) __builtin_prefetch(row[j] + J * ldb + 2 * p, 0, 2);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; ++t) step(p + t);
+  }
+  for (; p < pairs; ++p) step(p);
+  if (kc % 2 != 0) {
+    // The lone last k: its word of A has a zero high half; B's must too (the next element
+    // may be anything, or past the end).
+    __m512 a[NV];
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) a[u] = _mm512_load_ps(reinterpret_cast<const float*>(aw + pairs * R + 16 * u));
+#pragma GCC unroll 16
+    for (int j = 0; j < J; ++j) {
+      const uint32_t w = row[j][kc - 1];
+#pragma GCC unroll 2
+      for (int u = 0; u < NV; ++u) bf16dot_fma_bcst(acc[j][u], a[u], &w);
+    }
+  }
+  alignas(64) float out[R];
+  // Unrolled, so that acc is only ever indexed by constants and stays in registers (a
+  // run-time index would put it in memory, and the asm above would then store it after
+  // every vdpbf16ps).
+#pragma GCC unroll 16
+  for (int j = 0; j < J; ++j) {
+    if (j >= cols) break;
+#pragma GCC unroll 2
+    for (int u = 0; u < NV; ++u) _mm512_store_ps(out + 16 * u, acc[j][u]);
+    for (int m = 0; m < M; ++m) {
+      float* q = c + m * ldc + j;
+      // As gemm_bf16dot_micro: alpha·acc, or fma(alpha, acc, beta·C).
+      *q = beta == 0.0f ? alpha * out[m] : __builtin_fmaf(alpha, out[m], beta * *q);
+    }
+  }
+}
+
 }  // namespace
+
+void gemm_bf16dot_rows(int rows, int cols, int64_t kc, const uint32_t* aw, const uint16_t* b,
+                       int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
+  if (rows <= 16) return bf16dot_rows<1, BF16DOT_ROWS_TILE>(rows, cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+  bf16dot_rows<2, BF16DOT_ROWS_TILE>(rows, cols, kc, aw, b, ldb, c, ldc, alpha, beta);
+}
 
 void gemm_bf16dot_micro(int64_t pairs, const uint32_t* a, const uint32_t* b, float* c,
                         int64_t ldc, float alpha, float beta) {

@@ -31,4 +31,15 @@ constexpr int bf16dot_small_tiles(int64_t rows) { return rows == 1 ? 4 : rows ==
 void gemm_bf16dot_small_m(int rows, int cols, int64_t kc, const uint32_t* aw, const uint16_t* b,
                           int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
 
+/// Columns of C per tile of gemm_bf16dot_rows (streams of B read side by side).
+constexpr int BF16DOT_ROWS_TILE = 8;
+
+/// The few-row product for 9 to 32 rows, vectors over the rows of C: C[m, 0 .. cols) (1 <=
+/// cols <= BF16DOT_ROWS_TILE) for m < rows, each element bitwise what gemm_bf16dot_micro
+/// gives it (the same vdpbf16ps per k-pair, k ascending, the lone last k of an odd kc paired
+/// with zero, the same alpha/beta update). A comes as k-pair words aw[p·R + m] with R = 16
+/// (rows <= 16) or 32 lanes, rows past `rows` zero. beta == 0 does not read C.
+void gemm_bf16dot_rows(int rows, int cols, int64_t kc, const uint32_t* aw, const uint16_t* b,
+                       int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
+
 }  // namespace growlm::cpu

@@ -1,7 +1,7 @@
 // Dev A/B: one decode step's products (config M: 8 layers and the head, cold weights) through
 // the few-row path (A·Bᵀ, B = weights [N, K]) against the packed path (the same product as A·B
 // with the weights stored [K, N]), alternated; medians per row count.
-//   npx tsx tools/dev/decode-gemm-paths.ts [rows,rows,... = 8,16,24,32]
+//   npx tsx tools/dev/decode-gemm-paths.ts [rows,rows,... = 8,16,24,32]    (MATMUL=bfloat16: bf16 products)
 import { TRAIN_CONFIGS } from "../../bench/train.bench.js";
 import { parseLlamaConfig } from "../../src/model/config.js";
 import { binding } from "../../src/native.js";
@@ -15,10 +15,18 @@ const nt = shapes.map(([N, K]) => { const w = alloc(N * K); for (let i = 0; i < 
 const nn = shapes.map(([N, K], s) => { const w = alloc(N * K); for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[k * N + n] = nt[s]![n * K + k]!; return w; });
 const x = alloc(64 * 2 * I), y = alloc(64 * V);
 for (let i = 0; i < x.length; i++) x[i] = Math.sin(i);
-const bytes = shapes.reduce((s, [N, K]) => s + 4 * N * K, 0);
+const bf16 = process.env.MATMUL === "bfloat16";
+// bf16: the high halves of the fp32 values (any bits do for timing).
+const half = (a: Float32Array): Uint16Array => new Uint16Array(a.buffer, a.byteOffset, a.length * 2).filter((_, i) => i % 2 === 1);
+const [ntH, nnH, xH] = bf16 ? [nt.map(half), nn.map(half), half(x)] : [[], [], new Uint16Array(0)];
+const bytes = shapes.reduce((s, [N, K]) => s + (bf16 ? 2 : 4) * N * K, 0);
 const step = (M: number, rows: boolean): number => {
   const t0 = process.hrtime.bigint();
-  shapes.forEach(([N, K], s) => rows ? binding.sgemm(false, true, M, N, K, 1, x, K, nt[s]!, K, 0, y, N) : binding.sgemm(false, false, M, N, K, 1, x, K, nn[s]!, N, 0, y, N));
+  shapes.forEach(([N, K], s) => {
+    const [ldb, w] = rows ? [K, bf16 ? ntH[s]! : nt[s]!] : [N, bf16 ? nnH[s]! : nn[s]!];
+    if (bf16) binding.gemmBf16(false, rows, M, N, K, 1, xH, K, w as Uint16Array, ldb, 0, y, N);
+    else binding.sgemm(false, rows, M, N, K, 1, x, K, w as Float32Array, ldb, 0, y, N);
+  });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 };
 const med = (t: number[]): number => t.sort((a, b) => a - b)[t.length >> 1]!;

@@ -24,7 +24,8 @@
 // contiguous along k, skips the packing of B; one pool job for the whole product, A
 // transposed once per call. fp32 B with 2 to 32 rows of C is read in place by
 // small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 8 rows
-// of B streamed side by side while the next 8 are prefetched. bf16 B (up to 8 rows), and fp32 B for a
+// of B streamed side by side while the next 8 are prefetched; bf16 B with vdpbf16ps from 9
+// to 32 rows likewise (gemm_bf16dot_rows). bf16 B up to 8 rows, and fp32 B for a
 // single row (where vectors over the rows would be mostly empty lanes), go through
 // small_m_tile: 16 columns x 16 k loaded at a time and transposed in registers. Each element of C still gets exactly the
 // packed path's operations (k ascending inside the same KC slices, one FMA or vdpbf16ps
@@ -716,6 +717,22 @@ void gemm_small_m_bf16dot(int64_t M, int64_t N, int64_t K, float alpha, const ui
                           int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C,
                           int64_t ldc, const Context& ctx) {
   const int64_t words = ceil_div(K, 2);
+  if (M > SMALL_M) {
+    // Vectors over the rows (gemm_bf16dot_rows): A's words [words][R], R = 16 or 32 lanes,
+    // rows past M zero.
+    const int64_t R = M <= 16 ? 16 : 32;
+    auto* aw = static_cast<uint32_t*>(scratch.get(static_cast<size_t>(R * words) * sizeof(uint32_t)));
+    for (int64_t p = 0; p < words; ++p)
+      for (int64_t i = 0; i < R; ++i) {
+        const uint16_t* row = A + i * lda;
+        aw[p * R + i] = i >= M ? 0u : static_cast<uint32_t>(row[2 * p]) | (2 * p + 1 < K ? static_cast<uint32_t>(row[2 * p + 1]) << 16 : 0u);
+      }
+    gemm_small_m(N, K, BF16DOT_ROWS_TILE, 2 * KC, B, ldb, beta, C, ctx,
+                 [&](int cols, int64_t pc, int64_t kc, const uint16_t* b, float* c, float beta_k) {
+                   gemm_bf16dot_rows(static_cast<int>(M), cols, kc, aw + pc / 2 * R, b, ldb, c, ldc, alpha, beta_k);
+                 });
+    return;
+  }
   auto* aw = static_cast<uint32_t*>(scratch.get(static_cast<size_t>(M * words) * sizeof(uint32_t)));
   for (int64_t i = 0; i < M; ++i) {
     const uint16_t* row = A + i * lda;
@@ -748,7 +765,8 @@ void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, fl
                const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
                float* C, int64_t ldc, const Context& ctx) {
 #if defined(GROWLM_ISA_avx512)
-  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, SMALL_M);
+  // vdpbf16ps takes up to SMALL_M_ROWS_MAX rows through vectors over the rows, like fp32.
+  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, ctx.bf16_dot ? SMALL_M_ROWS_MAX : SMALL_M);
   if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (few_rows) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   if (ctx.bf16_dot) {
