@@ -1,6 +1,6 @@
 // Dev profile: wall time per binding function (sgemm split by M) during one config M
 // generation, and the time spent outside the binding (JS, copies, sampling).
-//   npx tsx tools/dev/gen-ops.ts [batch = 8]
+//   npx tsx tools/dev/gen-ops.ts [batch = 8]    (BEAMS=n: beam search)
 import { binding } from "../../src/native.js";
 import { TRAIN_CONFIGS } from "../../bench/train.bench.js";
 import { parseLlamaConfig } from "../../src/model/config.js";
@@ -29,10 +29,10 @@ for (const name of Object.keys(b)) {
     return r;
   };
 }
-generate(model, prompts, { maxNewTokens: 128 });
+generate(model, prompts, { maxNewTokens: 128, numBeams: Number(process.env.BEAMS ?? 1) });
 on = true;
 const t0 = process.hrtime.bigint();
-generate(model, prompts, { maxNewTokens: 128 });
+generate(model, prompts, { maxNewTokens: 128, numBeams: Number(process.env.BEAMS ?? 1) });
 const total = Number(process.hrtime.bigint() - t0) / 1e6;
 let sum = 0;
 for (const [k, v] of [...acc].sort((x, y) => y[1].t - x[1].t)) { sum += v.t; console.log(`${k.padEnd(28)} ${v.t.toFixed(1).padStart(8)} ms  ${String(v.n).padStart(6)} calls  ${(v.t / v.n * 1e3).toFixed(1)} us/call`); }
