@@ -160,7 +160,9 @@ export function createContext(suite: () => string, options: HarnessOptions, reco
   const isa = binding.info().isa;
 
   const copyN = 1 << 25; // 128 MiB each way: far beyond the caches
-  const src = new Float32Array(binding.alloc(copyN * 4, true));
+  // Written once: large blocks are fresh mappings, whose pages read as the kernel's shared
+  // zero page (from the caches) until they are written.
+  const src = new Float32Array(binding.alloc(copyN * 4, false)).fill(1);
   const dst = new Float32Array(binding.alloc(copyN * 4, true));
   // The machine baselines, re-measured alternately inside every comparison that uses them
   // (a 2-core machine's speed drifts during a run) and once up front for the header.
