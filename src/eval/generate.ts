@@ -281,6 +281,29 @@ function decode(model: LlamaModel, prompts: readonly (readonly number[])[], s: S
   return out;
 }
 
+/**
+ * The cache rows of a prompt's next beams, in [start, start + n): beam r goes to its parent's
+ * row parents[r] when that row is in the range and no earlier beam took it, otherwise to the
+ * lowest free row. (Rows are computed independently, so where a beam lives changes no bits.)
+ */
+export function placeBeams(parents: readonly number[], start: number, n: number): number[] {
+  const rows = new Array<number>(parents.length).fill(-1);
+  const taken = new Array<boolean>(n).fill(false);
+  parents.forEach((p, r) => {
+    if (p >= start && p < start + n && !taken[p - start]) {
+      rows[r] = p;
+      taken[p - start] = true;
+    }
+  });
+  let free = 0;
+  return rows.map((row) => {
+    if (row >= 0) return row;
+    while (taken[free]) free++;
+    taken[free] = true;
+    return start + free;
+  });
+}
+
 /** Beam search, transformers' BeamSearchScorer semantics (see beam-search.ts). */
 function beamSearch(model: LlamaModel, prompts: readonly (readonly number[])[], s: Settings): GeneratedSequence[] {
   const V = model.config.vocab_size;
@@ -336,12 +359,21 @@ function beamSearch(model: LlamaModel, prompts: readonly (readonly number[])[], 
       generated++;
       const open = prompts.map((_, b) => b).filter((b) => !done[b]);
       if (open.length === 0 || generated === s.maxNewTokens) break;
-      // Prompts still searching keep nb rows each, their new beams in order.
-      cache.select(open.flatMap((b) => parents[b]!));
-      rowOf = prompts.map(() => []);
-      open.forEach((b, i) => (rowOf[b] = Array.from({ length: nb }, (_, r) => i * nb + r)));
+      // Prompts still searching keep nb rows each; a new beam stays in its parent's row where
+      // it can, so the cache copies only the rows of a parent's second and later children.
+      const from: number[] = [];
       const stepIds = ids.rows(0, open.length * nb);
-      (stepIds.data as Int32Array).set(open.flatMap((b) => beams[b]!.map((beam) => beam.tokens.at(-1)!)));
+      const last = stepIds.data as Int32Array;
+      rowOf = prompts.map(() => []);
+      open.forEach((b, i) => {
+        const rows = placeBeams(parents[b]!, i * nb, nb);
+        rowOf[b] = rows;
+        rows.forEach((row, r) => {
+          from[row] = parents[b]![r]!;
+          last[row] = beams[b]![r]!.tokens.at(-1)!;
+        });
+      });
+      cache.select(from);
       model.forwardCached(stepIds, cache, logits.rows(0, open.length * nb));
     }
   } finally {

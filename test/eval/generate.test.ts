@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "vitest";
 
-import { generate, type GenerateOptions } from "../../src/eval/generate.js";
+import { generate, placeBeams, type GenerateOptions } from "../../src/eval/generate.js";
 import { parseLlamaConfig } from "../../src/model/config.js";
 import { KvCache } from "../../src/model/kv-cache.js";
 import { LlamaModel, type MatmulPrecision } from "../../src/model/llama.js";
@@ -330,6 +330,15 @@ describe("beam search", () => {
     }
     model.dispose();
   });
+});
+
+test("placeBeams keeps each parent's first child in the parent's row and gives later children free rows", () => {
+  // Rows 4..7 of the second prompt: beams 0 and 2 continue 5, beam 1 continues 7, beam 3 continues 5.
+  expect(placeBeams([5, 7, 5, 5], 4, 4)).toEqual([5, 7, 4, 6]);
+  // Nothing moves when every beam continues its own row.
+  expect(placeBeams([2, 1, 0], 0, 3)).toEqual([2, 1, 0]);
+  // Parents outside the range (an earlier prompt finished, the block shifted) take free rows in order.
+  expect(placeBeams([9, 8, 9], 4, 3)).toEqual([4, 5, 6]);
 });
 
 describe("generate errors", () => {
