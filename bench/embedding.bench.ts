@@ -27,7 +27,7 @@ export const suite: BenchSuite = {
     ], "copy");
     // Backward: reads dout and, per token, reads and writes a dtable row.
     ctx.compare(`embedding backward ${shape}`, "GB/s", 12 * N * C, [
-      { name: "growlm embeddingBackward", fn: () => binding.embeddingBackward(dtable, dout, ids, N, V, C) },
+      { name: "growlm embeddingBackward", fn: () => binding.embeddingBackward(dtable, dout, ids, N, V, C, -1) },
     ], "copy");
   },
 };

@@ -29,21 +29,23 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// embeddingBackward(dtable, dout, ids, N, V, C)
+// embeddingBackward(dtable, dout, ids, N, V, C, paddingIdx): tokens of paddingIdx add
+// nothing (-1: none).
 template <class A>
 Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
-  A args(info, "embeddingBackward", 6);
+  A args(info, "embeddingBackward", 7);
   const int64_t N = args.size(3, "N", 0);
   const int64_t V = args.size(4, "V", 1);
   const int64_t C = args.size(5, "C", 1);
+  const int64_t padding_idx = args.integer(6, "paddingIdx", -1, V - 1);
   float* dtable = args.f32(0, "dtable", args.count("V, C", {V, C}), shape("V, C", {V, C}));
   const float* dout = args.f32(1, "dout", args.count("N, C", {N, C}), shape("N, C", {N, C}));
   const int32_t* ids = args.i32(2, "ids", N, shape("N", {N}));
   if constexpr (A::on_device) {
-    GROWLM_CUDA_CALL(args.context(), embedding_backward, dtable, dout, ids, N, V, C, args.context());
+    GROWLM_CUDA_CALL(args.context(), embedding_backward, dtable, dout, ids, N, V, C, padding_idx, args.context());
   } else {
     args.check_ids(ids, N, "ids", V);
-    embedding_backward(dtable, dout, ids, N, V, C, context(info.Env()));
+    embedding_backward(dtable, dout, ids, N, V, C, padding_idx, context(info.Env()));
   }
   return info.Env().Undefined();
 }

@@ -7,8 +7,9 @@
 // then the block that finds the first token of a group adds that group's dout rows to its
 // dtable row, in token order, starting from the row's old value: the very additions the CPU
 // backend makes, in the same order, so both give the same bits. Work is spread over the
-// distinct ids and column tiles, so a batch whose tokens repeat one id (padding) costs one
-// long walk over that id's rows, not a serial pass over every token.
+// distinct ids and column tiles, so a batch whose tokens repeat one id costs one long walk
+// over that id's rows, not a serial pass over every token. Tokens of padding_idx sort last
+// with the invalid ones and add nothing.
 //
 // Ids live on the device, so the binding cannot range-check them: the kernels clamp-and-flag
 // instead: the forward fills the row of an id outside [0, V) with NaN (a visible failure,
@@ -23,7 +24,7 @@ namespace {
 constexpr int THREADS = 128;
 constexpr int64_t MAX_BLOCKS = 65535;
 constexpr int SORT_CHUNK = 2048;             // keys sorted in shared memory by one block
-constexpr uint64_t NO_TOKEN = ~uint64_t{0};  // padding and invalid ids sort last
+constexpr uint64_t NO_TOKEN = ~uint64_t{0};  // sort padding (of the sort, of padding_idx) and invalid ids last
 constexpr int GROUP = 8;                     // sorted positions scanned per block
 constexpr int COLS = THREADS;                // dtable columns per block
 constexpr int BATCH = 8;                     // tokens loaded together in a group's walk
@@ -64,7 +65,8 @@ __device__ __forceinline__ int64_t pair_low(int64_t t, int64_t j) { return ((t &
 
 // Builds the keys of one chunk and sorts it: every bitonic stage k <= SORT_CHUNK.
 // blockDim.x = chunk / 2, each thread one compare-exchange pair per step.
-__global__ void sort_chunks_kernel(uint64_t* keys, const int32_t* ids, int64_t N, int64_t V, int chunk) {
+__global__ void sort_chunks_kernel(uint64_t* keys, const int32_t* ids, int64_t N, int64_t V, int64_t padding_idx,
+                                   int chunk) {
   __shared__ uint64_t s[SORT_CHUNK];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * chunk;
   for (int i = threadIdx.x; i < chunk; i += blockDim.x) {
@@ -72,7 +74,7 @@ __global__ void sort_chunks_kernel(uint64_t* keys, const int32_t* ids, int64_t N
     uint64_t key = NO_TOKEN;
     if (n < N) {
       const int32_t id = ids[n];
-      if (id >= 0 && id < V) key = (static_cast<uint64_t>(id) << 32) | static_cast<uint64_t>(n);
+      if (id >= 0 && id < V && id != padding_idx) key = (static_cast<uint64_t>(id) << 32) | static_cast<uint64_t>(n);
     }
     s[i] = key;
   }
@@ -178,7 +180,7 @@ void embedding_forward(float* out, const int32_t* ids, const float* table, int64
 }
 
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t V, int64_t C,
-                        const CudaContext& ctx) {
+                        int64_t padding_idx, const CudaContext& ctx) {
   check_sizes("embedding_backward", N, V, C);
   if (N == 0) return;
   const int64_t P = next_pow2(N < 64 ? 64 : N);  // a chunk of at least 64 keys: a warp of pairs
@@ -187,7 +189,7 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
   const char* op = "embeddingBackward";
   const DeviceScratch scratch(ctx, static_cast<size_t>(P) * sizeof(uint64_t));
   uint64_t* keys = scratch.as<uint64_t>();
-  launch(op, sort_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, ids, N, V, chunk);
+  launch(op, sort_chunks_kernel, chunks, chunk / 2, 0, ctx, keys, ids, N, V, padding_idx, chunk);
   for (int64_t k = 2 * static_cast<int64_t>(chunk); k <= P; k <<= 1) {
     for (int64_t j = k >> 1; j >= chunk; j >>= 1) {
       const unsigned blocks = blocks_for(P / 2, 256);

@@ -14,7 +14,8 @@ import { dimsOf, expectShape, formatShape, output } from "./check.js";
  */
 export interface EmbeddingBinding<B extends Buffers = HostBuffers> {
   embeddingForward(out: B["f32"], ids: B["i32"], table: B["f32"], N: number, V: number, C: number): void;
-  embeddingBackward(dtable: B["f32"], dout: B["f32"], ids: B["i32"], N: number, V: number, C: number): void;
+  /** paddingIdx: tokens of that id add nothing (nn.Embedding's padding_idx); -1 for none. */
+  embeddingBackward(dtable: B["f32"], dout: B["f32"], ids: B["i32"], N: number, V: number, C: number, paddingIdx: number): void;
 }
 
 function idsShape(op: string, ids: Tensor): readonly number[] {
@@ -51,13 +52,14 @@ export function embeddingForward(ids: Tensor, table: Tensor, out?: Tensor): Tens
  * @param dout gradient of out [N, C] or [B, T, C]
  * @param ids the forward's ids, int32 [N] or [B, T]
  * @param dtable gradient of the table [V, C], accumulated into
+ * @param paddingIdx tokens of this id add nothing, as with nn.Embedding(padding_idx=...); -1 (default) for none
  * @returns dtable
  */
-export function embeddingBackward(dout: Tensor, ids: Tensor, dtable: Tensor): Tensor<"float32"> {
+export function embeddingBackward(dout: Tensor, ids: Tensor, dtable: Tensor, paddingIdx = -1): Tensor<"float32"> {
   const op = "embeddingBackward";
   const idShape = idsShape(op, ids);
   const [V, C] = dimsOf(op, "dtable", dtable, "float32", 2) as [number, number];
   expectShape(op, "dout", dout, "float32", outNames(idShape.length), [...idShape, C]);
-  binding.embeddingBackward(dtable.data as Float32Array, dout.data as Float32Array, ids.data as Int32Array, ids.numel, V, C);
+  binding.embeddingBackward(dtable.data as Float32Array, dout.data as Float32Array, ids.data as Int32Array, ids.numel, V, C, paddingIdx);
   return dtable as Tensor<"float32">;
 }

@@ -214,8 +214,6 @@ class Workspace extends NativeBuffers {
   /** The kernels' token losses [B·T] (tokenLosses' own memory on the CPU). */
   readonly tokenLossesOut: F32;
   readonly tokenLosses: Tensor<"float32">;
-  /** The embedding gradient's pad row, saved across embeddingBackward [C]. */
-  readonly padRow: F32;
   readonly headLogits: F32; readonly headLse: F32; readonly headLogitsB: BF16 | null;
   // backward scratch
   readonly dres: F32; readonly dtmp: F32; readonly dq: F32; readonly dk: F32; readonly dv: F32;
@@ -258,7 +256,6 @@ class Workspace extends NativeBuffers {
     this.targetsHost = new Int32Array(N);
     this.tokenLosses = this.own(Tensor.empty([B, T]));
     this.tokenLossesOut = backend.output(this.tokenLosses.data, () => f(N), "f32");
-    this.padRow = f(C);
     this.headLogits = f(headRows * config.vocab_size);
     this.headLse = f(headRows);
     this.headLogitsB = b(headRows * config.vocab_size);
@@ -1302,12 +1299,8 @@ export class LlamaModel {
     }
     const embed = "model.embed_tokens.weight";
     const dEmbed = this.#g(embed);
-    const pad = cfg.pad_token_id;
     // nn.Embedding(padding_idx=pad_token_id) gives the pad row no gradient from the lookup.
-    const padRow = pad !== null ? backend.view(dEmbed, pad * C, C, "f32") : null;
-    if (padRow) backend.copy(ws.padRow, padRow);
-    this.#ops.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C);
-    if (padRow) backend.copy(padRow, ws.padRow);
+    this.#ops.embeddingBackward(dEmbed, ws.dres, ids, N, cfg.vocab_size, C, cfg.pad_token_id ?? -1);
     this.#gradsMirrorStale = this.device !== "cpu";
     this.#film?.markGradsChanged();
     onGradientsFinal?.([embed]);

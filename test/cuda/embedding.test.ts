@@ -8,44 +8,47 @@ import { describeCuda, downloadF32, poisoned, upload } from "../helpers/cuda.js"
 // additions in the CPU's order (each dtable row plus its tokens' dout rows in token order),
 // so both backends give the same bits.
 //
-// [N, V, C]: odd sizes, C a multiple of 4 (the float4 copy) and not, more than 128 columns
-// (several column tiles), N > 2048 (sort steps across shared-memory chunks) with few ids
-// (long groups of repeated ids) and one id for every token (one group).
-const CASES: [number, number, number][] = [
-  [1, 1, 1],
-  [3, 5, 4],
-  [17, 50, 17],
-  [127, 30, 300],
-  [1000, 500, 64],
-  [2500, 7, 129],
-  [5000, 1, 8],
+// [N, V, C, paddingIdx]: odd sizes, C a multiple of 4 (the float4 copy) and not, more than
+// 128 columns (several column tiles), N > 2048 (sort steps across shared-memory chunks) with
+// few ids (long groups of repeated ids) and one id for every token (one group), with and
+// without a padding id (whose tokens add nothing).
+const CASES: [number, number, number, number][] = [
+  [1, 1, 1, -1],
+  [3, 5, 4, 0],
+  [17, 50, 17, -1],
+  [127, 30, 300, 29],
+  [1000, 500, 64, 7],
+  [2500, 7, 129, 3],
+  [5000, 1, 8, -1],
+  [600, 1, 8, 0],
 ];
 
-function cpu(ids: Int32Array, table: Float32Array, dout: Float32Array, dtable0: Float32Array, V: number, C: number) {
+function cpu(ids: Int32Array, table: Float32Array, dout: Float32Array, dtable0: Float32Array, V: number, C: number, pad: number) {
   const N = ids.length;
   const out = new Float32Array(N * C);
   binding.embeddingForward(out, ids, table, N, V, C);
   const dtable = dtable0.slice();
-  binding.embeddingBackward(dtable, dout, ids, N, V, C);
+  binding.embeddingBackward(dtable, dout, ids, N, V, C, pad);
   return { out, dtable };
 }
 
 describeCuda("embedding (cuda)", () => {
-  it.each(CASES)("forward and backward give the CPU backend's bits for N=%i, V=%i, C=%i", (N, V, C) => {
+  it.each(CASES)("forward and backward give the CPU backend's bits for N=%i, V=%i, C=%i, paddingIdx=%i", (N, V, C, pad) => {
     const seed = BASE_SEED + N * 7 + C;
     const ids = randomInts(N, seed, V);
     const table = randomF32(V * C, seed + 1);
     const dout = randomF32(N * C, seed + 2);
     const dtable0 = randomF32(V * C, seed + 3);
-    const want = cpu(ids, table, dout, dtable0, V, C);
+    const want = cpu(ids, table, dout, dtable0, V, C, pad);
 
     const gids = upload(ids);
     const gout = poisoned(N * C * 4);
     binding.cuda.embeddingForward(gout, gids, upload(table), N, V, C);
     expectBitwiseEqual(downloadF32(gout), want.out, "out");
     const gdtable = upload(dtable0);
-    binding.cuda.embeddingBackward(gdtable, upload(dout), gids, N, V, C);
+    binding.cuda.embeddingBackward(gdtable, upload(dout), gids, N, V, C, pad);
     expectBitwiseEqual(downloadF32(gdtable), want.dtable, "dtable (accumulated)");
+    if (pad >= 0) expectBitwiseEqual(want.dtable.subarray(pad * C, (pad + 1) * C), dtable0.subarray(pad * C, (pad + 1) * C), "the padding row");
   });
 
   it("gives the same bits on every run", () => {
@@ -55,7 +58,7 @@ describeCuda("embedding (cuda)", () => {
     const start = randomF32(V * C, BASE_SEED + 43);
     const run = () => {
       const dtable = upload(start);
-      binding.cuda.embeddingBackward(dtable, dout, ids, N, V, C);
+      binding.cuda.embeddingBackward(dtable, dout, ids, N, V, C, -1);
       return downloadF32(dtable);
     };
     expectBitwiseEqual(run(), run(), "rerun");
@@ -80,14 +83,14 @@ describeCuda("embedding (cuda)", () => {
     });
 
     const gdtable = upload(dtable0);
-    binding.cuda.embeddingBackward(gdtable, upload(dout), upload(ids), N, V, C);
+    binding.cuda.embeddingBackward(gdtable, upload(dout), upload(ids), N, V, C, -1);
     // The CPU backend on the valid tokens alone.
     const keep = [...ids.keys()].filter((n) => valid(ids[n]!));
     const keptIds = Int32Array.from(keep, (n) => ids[n]!);
     const keptDout = new Float32Array(keep.length * C);
     keep.forEach((n, k) => keptDout.set(dout.subarray(n * C, (n + 1) * C), k * C));
     const want = dtable0.slice();
-    binding.embeddingBackward(want, keptDout, keptIds, keep.length, V, C);
+    binding.embeddingBackward(want, keptDout, keptIds, keep.length, V, C, -1);
     expectBitwiseEqual(downloadF32(gdtable), want, "dtable without the invalid tokens");
   });
 });

@@ -11,9 +11,10 @@ import { ISAS, expectDeterministic, withSettings } from "../helpers/native.js";
 const BACKWARD_RTOL = 2 ** -18;
 const SIZES = [1, 3, 17, 127, 257];
 
-function backward64(dout: Float32Array, ids: Int32Array, dtable0: Float32Array, C: number): Float64Array {
+function backward64(dout: Float32Array, ids: Int32Array, dtable0: Float32Array, C: number, paddingIdx = -1): Float64Array {
   const out = Float64Array.from(dtable0);
   for (let n = 0; n < ids.length; n++) {
+    if (ids[n] === paddingIdx) continue;
     for (let c = 0; c < C; c++) out[ids[n]! * C + c] = out[ids[n]! * C + c]! + dout[n * C + c]!;
   }
   return out;
@@ -36,6 +37,12 @@ describe.each(ISAS)("embedding (%s)", (isa) => {
       const dtable = Tensor.from(dtable0, [V, C]);
       withSettings(isa, 2, () => embeddingBackward(dout, ids, dtable));
       expectClose(dtable.data, backward64(dout.data, ids.data, dtable0, C), BACKWARD_RTOL, `backward N=${N} C=${C}`);
+      // With a padding id (one that occurs, where N allows), whose row keeps its value.
+      const pad = ids.data[N >> 1]!;
+      const padded = Tensor.from(dtable0, [V, C]);
+      withSettings(isa, 2, () => embeddingBackward(dout, ids, padded, pad));
+      expectClose(padded.data, backward64(dout.data, ids.data, dtable0, C, pad), BACKWARD_RTOL, `backward N=${N} C=${C} paddingIdx=${pad}`);
+      expectBitwiseEqual(padded.data.subarray(pad * C, (pad + 1) * C), dtable0.subarray(pad * C, (pad + 1) * C), "the padding row");
     });
   });
 
@@ -92,6 +99,9 @@ describe("embedding errors", () => {
     expect(() => binding.embeddingForward(new Float32Array(8), new Int32Array(2), new Float32Array(39), 2, 10, 4)).toThrow(
       /embeddingForward: expected Float32Array of length 40 \(\[V, C\] = \[10, 4\]\) for "table" but received length 39/,
     );
-    expect(() => binding.embeddingBackward(new Float32Array(40), new Float32Array(8), new Int32Array(3), 2, 10, 4)).toThrow(RangeError);
+    expect(() => binding.embeddingBackward(new Float32Array(40), new Float32Array(8), new Int32Array(3), 2, 10, 4, -1)).toThrow(RangeError);
+    expect(() => binding.embeddingBackward(new Float32Array(40), new Float32Array(8), new Int32Array(2), 2, 10, 4, 10)).toThrow(
+      /embeddingBackward: expected an integer in \[-1, 9\] for "paddingIdx" but received 10/,
+    );
   });
 });
