@@ -332,13 +332,17 @@ function beamSearch(model: LlamaModel, prompts: readonly (readonly number[])[], 
           const row = rowOf[b]![r]!;
           logSoftmax((logits.data as Float32Array).subarray(row * V, (row + 1) * V), lp);
           process(lp, [...prompts[b]!, ...current[r]!.tokens], generated, s);
+          // `worst`: the score a candidate must beat once `top` is full (-∞ before).
+          const base = current[r]!.score;
+          let worst = top.length === keep ? top[keep - 1]!.score : -Infinity;
           for (let t = 0; t < V; t++) {
-            const score = Math.fround(lp[t]! + current[r]!.score);
-            if (top.length === keep && !(score > top[keep - 1]!.score)) continue;
+            const score = Math.fround(lp[t]! + base);
+            if (!(score > worst) && top.length === keep) continue;
             let at = top.length;
             while (at > 0 && score > top[at - 1]!.score) at--;
             top.splice(at, 0, { score, beam: r, token: t });
             if (top.length > keep) top.pop();
+            if (top.length === keep) worst = top[keep - 1]!.score;
           }
         }
         const next: { tokens: number[]; score: number }[] = [];

@@ -296,7 +296,7 @@ void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __r
 // Zen 4, 2 threads) took 3.9 ms with prefetcht1 against 5.2 ms with prefetcht0 (30 against
 // 22.5 GB/s, the read bandwidth being about 30). J = 8 streams of B: 8 independent FMA
 // chains still cover the FMA latency, and the same products took 3.9 ms against 4.7 with J
-// = 16 and 4.8 with J = 4.
+// = 16 (also prefetching into L2).
 // Per element of C the operations are small_m_tile's: one FMA per k ascending, then
 // alpha·acc (and beta·C fused).
 constexpr int ROWS_TILE = 8;  // J: 8 accumulators (8 streams of B), enough FMA chains to hide the latency
