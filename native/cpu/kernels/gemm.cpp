@@ -20,9 +20,10 @@
 // bitwise independent of the thread count and of how tiles are split among tasks; tile
 // origins are always multiples of MR and NR.
 //
-// Few rows (AVX-512): a linear layer's forward at decode time, C[M, N] = A·Bᵀ with B [N, K]
-// contiguous along k, skips the packing of B; one pool job for the whole product, A
-// transposed once per call. fp32 B with 2 to 32 rows of C is read in place by
+// Few rows (AVX-512; AVX2 for fp32 up to 8 rows): a linear layer's forward at decode time,
+// C[M, N] = A·Bᵀ with B [N, K] contiguous along k, skips the packing of B; one pool job for
+// the whole product, A transposed once per call. fp32 B with 2 to 32 rows of C (1 to 8 on
+// AVX2) is read in place by
 // small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 8 rows
 // of B streamed side by side while the next 8 are prefetched; bf16 B with vdpbf16ps from 9
 // to 32 rows likewise (gemm_bf16dot_rows). bf16 B up to 8 rows, and fp32 B for a
@@ -218,11 +219,6 @@ void pack_transposed(float* __restrict dst, const S* __restrict src, int64_t ld,
 #if defined(GROWLM_ISA_avx512)
 // ---------------------------------------------------------------------------------------
 constexpr int SMALL_M = 8;  // rows of the transposing few-row path: R accumulators + 16 transposed rows fit 32 zmm
-// fp32 B, vectors over the rows (small_m_rows_tile): up to this many rows. Its FMAs are the
-// packed path's (one lane per row), but it reads B once, in place, where the packed path
-// packs the weights on every call: config M's decode products (8 layers and the head, cold)
-// took 7.1-7.6 ms at 16 rows against 16.3 packed, 14.1 at 32 rows against about 22.
-constexpr int64_t SMALL_M_ROWS_MAX = 32;
 // fp32 B: from this many rows on, vectors over the rows (small_m_rows_tile) beat the register
 // transposes (measured on config M's shapes: at one row the transposes win, 161 vs 127
 // tokens/s generating at batch 1).
@@ -283,6 +279,22 @@ void small_m_tile(int cols, int64_t kc, const float* __restrict at, const S* __r
     _mm512_mask_storeu_ps(row, store, (__m512)out);
   }
 }
+#endif
+
+#if defined(GROWLM_ISA_avx512) || defined(GROWLM_ISA_avx2)
+#define GROWLM_FEW_ROWS 1
+// fp32 B, vectors over the rows (small_m_rows_tile): up to this many rows. Its FMAs are the
+// packed path's (one lane per row), but it reads B once, in place, where the packed path
+// packs the weights on every call: config M's decode products (8 layers and the head, cold)
+// took 7.1-7.6 ms at 16 rows against 16.3 packed, 14.1 at 32 rows against about 22. AVX2
+// (16 ymm) keeps to 8 rows, one ymm per column, and takes single rows too (4 lanes: the
+// transposing tile is AVX-512's): config M generated 180 tokens/s at batch 1 on the AVX-512
+// path against 71 on AVX2's packed path.
+#if defined(GROWLM_ISA_avx512)
+constexpr int64_t SMALL_M_ROWS_MAX = 32;
+#else
+constexpr int64_t SMALL_M_ROWS_MAX = 8;
+#endif
 
 // Few rows, fp32 B: vectors run over the R >= M rows of C instead of its columns, so B is
 // read in place, one broadcast element per FMA, and nothing is transposed (the transposes
@@ -306,7 +318,9 @@ constexpr int ROWS_TILE = 8;  // J: 8 accumulators (8 streams of B), enough FMA 
 template <int R> struct RowVec;
 template <> struct RowVec<4> { typedef float type __attribute__((vector_size(16))); };
 template <> struct RowVec<8> { typedef float type __attribute__((vector_size(32))); };
+#if defined(GROWLM_ISA_avx512)
 template <> struct RowVec<16> { typedef float type __attribute__((vector_size(64))); };
+#endif
 
 template <int R, int J>
 void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
@@ -629,7 +643,7 @@ void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
   }
 }
 
-#if defined(GROWLM_ISA_avx512)
+#if GROWLM_FEW_ROWS
 // Whether gemm_small_m takes the product: A not transposed, B transposed, 1 <= M <= max_rows
 // and something to compute.
 bool small_m(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, int64_t max_rows) {
@@ -662,7 +676,7 @@ void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* 
 void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                        int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                        int64_t ldc, const Context& ctx) {
-  const int64_t R = M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32;
+  const int64_t R = M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32;  // at most SMALL_M_ROWS_MAX
   auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(R * K) * sizeof(float)));
   for (int64_t k = 0; k < K; ++k)
     for (int64_t i = 0; i < R; ++i) at[k * R + i] = i < M ? A[i * lda + k] : 0.0f;
@@ -671,13 +685,16 @@ void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float
                [&](int cols, int64_t pc, int64_t kc, const float* b, float* c, float beta_k) {
                  switch (R) {
                    case 4: return small_m_rows_tile<4, ROWS_TILE>(m, cols, kc, at + pc * 4, b, ldb, c, ldc, alpha, beta_k);
-                   case 8: return small_m_rows_tile<8, ROWS_TILE>(m, cols, kc, at + pc * 8, b, ldb, c, ldc, alpha, beta_k);
+#if defined(GROWLM_ISA_avx512)
                    case 16: return small_m_rows_tile<16, ROWS_TILE>(m, cols, kc, at + pc * 16, b, ldb, c, ldc, alpha, beta_k);
-                   default: return small_m_rows_tile<32, ROWS_TILE>(m, cols, kc, at + pc * 32, b, ldb, c, ldc, alpha, beta_k);
+                   case 32: return small_m_rows_tile<32, ROWS_TILE>(m, cols, kc, at + pc * 32, b, ldb, c, ldc, alpha, beta_k);
+#endif
+                   default: return small_m_rows_tile<8, ROWS_TILE>(m, cols, kc, at + pc * 8, b, ldb, c, ldc, alpha, beta_k);
                  }
                });
 }
 
+#if defined(GROWLM_ISA_avx512)
 // B transposed in registers (small_m_tile): A transposed (and widened, for bf16) once, [K][M],
 // in the calling thread's buffer; the in-register transposes widen bf16 B as they go. The
 // path of bf16 B without vdpbf16ps, and of fp32 B below SMALL_M_ROWS_MIN rows, where the rows
@@ -744,16 +761,19 @@ void gemm_small_m_bf16dot(int64_t M, int64_t N, int64_t K, float alpha, const ui
                  gemm_bf16dot_small_m(static_cast<int>(M), cols, kc, aw + pc / 2 * M, b, ldb, c, ldc, alpha, beta_k);
                });
 }
-#endif
+#endif  // GROWLM_ISA_avx512
+#endif  // GROWLM_FEW_ROWS
 
 }  // namespace
 
 void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc, const Context& ctx) {
-#if defined(GROWLM_ISA_avx512)
+#if GROWLM_FEW_ROWS
   if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, SMALL_M_ROWS_MAX)) {
+#if defined(GROWLM_ISA_avx512)
     if (M < SMALL_M_ROWS_MIN) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+#endif
     return gemm_small_m_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
   }
 #endif
