@@ -281,11 +281,11 @@ class Workspace extends NativeBuffers {
 
 /**
  * Token rows up to which forwardCached fuses the products sharing an input (q, k, v; gate,
- * up) into one over their adjacent weights: the native few-row product's limit (fp32, and
- * bf16 with vdpbf16ps), where a product streams its weights once and costs one pool job, so
- * fusing saves two jobs and two passes over the input per layer, and the copies out of the
- * fused rows (one copyRows per part) are tiny. (Without vdpbf16ps bf16's few-row product
- * stops at 8 rows; past it the fused product is one packed product instead of two or three.)
+ * up) into one over their adjacent weights: the native few-row product's limit on AVX-512,
+ * where a product streams its weights once and costs one pool job, so fusing saves two jobs
+ * and two passes over the input per layer, and the copies out of the fused rows (one
+ * copyRows per part) are tiny. (On AVX2 the few-row product stops at 8 rows; past it the
+ * fused product is one packed product instead of two or three.)
  */
 const FUSED_ROWS = 32;
 

@@ -16,6 +16,7 @@ const nn = shapes.map(([N, K], s) => { const w = alloc(N * K); for (let n = 0; n
 const x = alloc(64 * 2 * I), y = alloc(64 * V);
 for (let i = 0; i < x.length; i++) x[i] = Math.sin(i);
 const bf16 = process.env.MATMUL === "bfloat16";
+if (process.env.BF16DOT === "0") binding.setBf16Dot(false);
 // bf16: the high halves of the fp32 values (any bits do for timing).
 const half = (a: Float32Array): Uint16Array => new Uint16Array(a.buffer, a.byteOffset, a.length * 2).filter((_, i) => i % 2 === 1);
 const [ntH, nnH, xH] = bf16 ? [nt.map(half), nn.map(half), half(x)] : [[], [], new Uint16Array(0)];

@@ -20,18 +20,20 @@
 // bitwise independent of the thread count and of how tiles are split among tasks; tile
 // origins are always multiples of MR and NR.
 //
-// Few rows (AVX-512; AVX2 for fp32 up to 8 rows): a linear layer's forward at decode time,
+// Few rows (up to 32 on AVX-512, 8 on AVX2): a linear layer's forward at decode time,
 // C[M, N] = A·Bᵀ with B [N, K] contiguous along k, skips the packing of B; one pool job for
-// the whole product, A transposed once per call. fp32 B with 2 to 32 rows of C (1 to 8 on
-// AVX2) is read in place by
-// small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 8 rows
-// of B streamed side by side while the next 8 are prefetched; bf16 B with vdpbf16ps from 9
-// to 32 rows likewise (gemm_bf16dot_rows). bf16 B up to 8 rows, and fp32 B for a
-// single row (where vectors over the rows would be mostly empty lanes), go through
-// small_m_tile: 16 columns x 16 k loaded at a time and transposed in registers. Each element of C still gets exactly the
-// packed path's operations (k ascending inside the same KC slices, one FMA or vdpbf16ps
-// per k or k-pair, the same alpha/beta update per slice), so its bits do not depend on
-// which path ran, nor on M.
+// the whole product, A transposed once per call. Three tiles read B in place:
+//  - small_m_rows_tile: vectors over the rows of C, one broadcast element of B per FMA, 8
+//    rows of B streamed side by side while the next 8 are prefetched. fp32 B from 2 rows (1
+//    on AVX2), and bf16 B widened (blocks of 16 widened, then broadcast) past the
+//    transposing tile's rows or on AVX2;
+//  - gemm_bf16dot_rows (gemm_bf16_avx512bf16.cpp): the same with vdpbf16ps, bf16 B from 9 rows;
+//  - small_m_tile (AVX-512): 16 columns x 16 k loaded at a time and transposed in registers,
+//    for fp32 B in a single row (where vectors over the rows would be mostly empty lanes) and
+//    bf16 B up to 8 rows (with vdpbf16ps: gemm_bf16dot_small_m).
+// Each element of C still gets exactly the packed path's operations (k ascending inside the
+// same KC slices, one FMA or vdpbf16ps per k or k-pair, the same alpha/beta update per
+// slice), so its bits do not depend on which path ran, nor on M.
 //
 // bf16: with AVX512_BF16 (Context::bf16_dot) Ã and B̃ hold k-pairs of bf16 in 32-bit words
 // and gemm_bf16_avx512bf16.cpp's vdpbf16ps kernel consumes them; otherwise bf16 is widened
@@ -223,6 +225,11 @@ constexpr int SMALL_M = 8;  // rows of the transposing few-row path: R accumulat
 // transposes (measured on config M's shapes: at one row the transposes win, 161 vs 127
 // tokens/s generating at batch 1).
 constexpr int64_t SMALL_M_ROWS_MIN = 2;
+// bf16 B without vdpbf16ps (AVX-512): up to this many rows the register transposes (which
+// widen B as they go), past it vectors over the rows (blocks of B widened, then broadcast).
+// config M's decode products with bf16 weights: 3.3-3.8 ms transposed at 2 to 8 rows against
+// 4.9 through the rows, and 10 packed.
+constexpr int64_t SMALL_M_BF16_TRANSPOSED = 8;
 
 // Few-row product without packing B (see the file comment): C[m, j0 .. j0 + 16) for m < R
 // over one K slice [k0, k0 + kc), B read in place as [N, K] (row stride ldb, rows past N
@@ -322,14 +329,15 @@ template <> struct RowVec<8> { typedef float type __attribute__((vector_size(32)
 template <> struct RowVec<16> { typedef float type __attribute__((vector_size(64))); };
 #endif
 
-template <int R, int J>
+// S: B's elements, float or bf16 (widened exactly, as the packed path widens them).
+template <int R, int J, class S>
 void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
-                       const float* __restrict b, int64_t ldb, float* __restrict c,
+                       const S* __restrict b, int64_t ldb, float* __restrict c,
                        int64_t ldc, float alpha, float beta) {
   constexpr int W = R < 16 ? R : 16;  // lanes per vector
   constexpr int NV = R / W;           // vectors per column
   using rvec = typename RowVec<W>::type;
-  const float* row[J];
+  const S* row[J];
 #pragma GCC unroll 32
   for (int j = 0; j < J; ++j) row[j] = b + std::min(j, cols - 1) * ldb;
   rvec acc[J][NV];
@@ -337,13 +345,14 @@ void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
   for (int j = 0; j < J; ++j)
 #pragma GCC unroll 2
     for (int u = 0; u < NV; ++u) acc[j][u] = rvec{};
-  auto step = [&](int64_t k) {
+  // acc += B's elements src[j][t·stride] (j < J) times A's rows at k.
+  auto step = [&](int64_t k, auto src, int64_t t) {
     rvec a[NV];
 #pragma GCC unroll 2
     for (int u = 0; u < NV; ++u) a[u] = *reinterpret_cast<const rvec*>(at + k * R + u * W);
 #pragma GCC unroll 32
     for (int j = 0; j < J; ++j) {
-      const float bj = row[j][k];
+      const float bj = widen(src[j][t]);
 #pragma GCC unroll 2
       for (int u = 0; u < NV; ++u) acc[j][u] += bj * a[u];
     }
@@ -352,10 +361,31 @@ void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
   for (; k + 16 <= kc; k += 16) {
 #pragma GCC unroll 32
     for (int j = 0; j < J; ++j) __builtin_prefetch(row[j] + J * ldb + k, 0, 2);
+    if constexpr (sizeof(S) == 4) {
+      const S* cur[J];
+#pragma GCC unroll 32
+      for (int j = 0; j < J; ++j) cur[j] = row[j] + k;
 #pragma GCC unroll 16
-    for (int t = 0; t < 16; ++t) step(k + t);
+      for (int t = 0; t < 16; ++t) step(k + t, cur, t);
+    } else {
+      // bf16: the block's 16 values of each row widened together (vector shifts), then
+      // broadcast from there, instead of a scalar widening per FMA.
+      typedef uint16_t bf16x16 __attribute__((vector_size(32), aligned(2)));
+      typedef uint32_t u32x16 __attribute__((vector_size(64)));
+      alignas(64) float wide[J][16];
+#pragma GCC unroll 32
+      for (int j = 0; j < J; ++j) {
+        const u32x16 bits = __builtin_convertvector(*reinterpret_cast<const bf16x16*>(row[j] + k), u32x16) << 16;
+        std::memcpy(wide[j], &bits, sizeof bits);
+      }
+      // In memory, so that each FMA broadcasts its element from there (held in registers,
+      // every element would cost lane shuffles).
+      asm("" : "+m"(wide));
+#pragma GCC unroll 16
+      for (int t = 0; t < 16; ++t) step(k + t, wide, t);
+    }
   }
-  for (; k < kc; ++k) step(k);
+  for (; k < kc; ++k) step(k, row, k);
   for (int j = 0; j < cols; ++j) {
     rvec out[NV];
     for (int u = 0; u < NV; ++u) out[u] = alpha * acc[j][u];
@@ -671,18 +701,19 @@ void gemm_small_m(int64_t N, int64_t K, int64_t width, int64_t kc_max, const S* 
   });
 }
 
-// fp32: A transposed once into the calling thread's buffer, [K][R] with R = 4, 8, 16 or 32
-// lanes (rows past M zero), then tiles of ROWS_TILE columns.
-void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                       int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+// fp32 (or bf16 widened): A transposed once into the calling thread's buffer, [K][R] with
+// R = 4, 8, 16 or 32 lanes (rows past M zero), then tiles of ROWS_TILE columns.
+template <class S>
+void gemm_small_m_rows(int64_t M, int64_t N, int64_t K, float alpha, const S* A,
+                       int64_t lda, const S* B, int64_t ldb, float beta, float* C,
                        int64_t ldc, const Context& ctx) {
   const int64_t R = M <= 4 ? 4 : M <= 8 ? 8 : M <= 16 ? 16 : 32;  // at most SMALL_M_ROWS_MAX
   auto* at = static_cast<float*>(scratch.get(static_cast<size_t>(R * K) * sizeof(float)));
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < R; ++i) at[k * R + i] = i < M ? A[i * lda + k] : 0.0f;
+    for (int64_t i = 0; i < R; ++i) at[k * R + i] = i < M ? widen(A[i * lda + k]) : 0.0f;
   const int m = static_cast<int>(M);
   gemm_small_m(N, K, ROWS_TILE, KC, B, ldb, beta, C, ctx,
-               [&](int cols, int64_t pc, int64_t kc, const float* b, float* c, float beta_k) {
+               [&](int cols, int64_t pc, int64_t kc, const S* b, float* c, float beta_k) {
                  switch (R) {
                    case 4: return small_m_rows_tile<4, ROWS_TILE>(m, cols, kc, at + pc * 4, b, ldb, c, ldc, alpha, beta_k);
 #if defined(GROWLM_ISA_avx512)
@@ -784,11 +815,16 @@ void sgemm(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float 
 void gemm_bf16(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta,
                float* C, int64_t ldc, const Context& ctx) {
+#if GROWLM_FEW_ROWS
+  if (small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, SMALL_M_ROWS_MAX)) {
 #if defined(GROWLM_ISA_avx512)
-  // vdpbf16ps takes up to SMALL_M_ROWS_MAX rows through vectors over the rows, like fp32.
-  const bool few_rows = small_m(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha, ctx.bf16_dot ? SMALL_M_ROWS_MAX : SMALL_M);
-  if (ctx.bf16_dot && few_rows) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
-  if (few_rows) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+    if (ctx.bf16_dot) return gemm_small_m_bf16dot(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+    if (M <= SMALL_M_BF16_TRANSPOSED) return gemm_small_m_transposed(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+#endif
+    return gemm_small_m_rows(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ctx);
+  }
+#endif
+#if defined(GROWLM_ISA_avx512)
   if (ctx.bf16_dot) {
     return gemm_packed<Bf16DotPath>(trans_a == Trans::T, trans_b == Trans::T, M, N, K, alpha,
                                     A, lda, B, ldb, beta, C, ldc, ctx);
