@@ -345,7 +345,8 @@ void small_m_rows_tile(int M, int cols, int64_t kc, const float* __restrict at,
   for (int j = 0; j < J; ++j)
 #pragma GCC unroll 2
     for (int u = 0; u < NV; ++u) acc[j][u] = rvec{};
-  // acc += B's elements src[j][t·stride] (j < J) times A's rows at k.
+  // acc += B's elements src[j][t] (j < J: the tile's rows of B, or their widened block)
+  // times A's rows at k.
   auto step = [&](int64_t k, auto src, int64_t t) {
     rvec a[NV];
 #pragma GCC unroll 2
