@@ -60,7 +60,9 @@ uint8_t* map_huge(size_t bytes, void** base, size_t* mapped) {
   if (head > start) munmap(region, head - start);
   if (start + reserve > end) munmap(reinterpret_cast<void*>(end), start + reserve - end);
   const size_t whole = bytes / HUGE_PAGE * HUGE_PAGE;
+#if defined(MADV_HUGEPAGE)  // Linux; elsewhere the mapping keeps the system's page size
   if (whole > 0) madvise(reinterpret_cast<void*>(data), whole, MADV_HUGEPAGE);  // advice: failure is harmless
+#endif
   *base = reinterpret_cast<void*>(head);
   *mapped = end - head;
   return reinterpret_cast<uint8_t*>(data);
