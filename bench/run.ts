@@ -4,13 +4,14 @@
  * Runs every suite in bench/*.bench.ts (or the named ones), prints a table and, with
  * --json, writes an array of {suite, case, value, unit, baseline, baseline_value, ratio}.
  */
-import { readdirSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { binding, type Isa } from "../src/native.js";
 import { createContext, type BenchRecord, type BenchSuite } from "./common.js";
+import { loadSuites } from "./suites.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -38,14 +39,7 @@ if (values.isa !== undefined) binding.setIsa(values.isa as Isa);
 const threads = binding.info().threads;
 
 const here = dirname(fileURLToPath(import.meta.url));
-const files = readdirSync(here).filter((f) => f.endsWith(".bench.ts")).sort();
-const suites: BenchSuite[] = [];
-for (const file of files) {
-  const mod = (await import(pathToFileURL(join(here, file)).href)) as { suite: BenchSuite };
-  if (positionals.length === 0 || positionals.includes(mod.suite.name)) suites.push(mod.suite);
-}
-const unknown = positionals.filter((p) => !suites.some((s) => s.name === p));
-if (unknown.length) throw new Error(`bench: unknown suite(s) ${unknown.join(", ")}; have ${files.join(", ")}`);
+const suites = await loadSuites<BenchSuite>(here, positionals, "bench");
 
 const info = binding.info();
 console.log(`growlm bench: code path ${info.isa}${info.bf16Dot ? " + avx512bf16" : ""}, ${threads} threads, ${rounds} rounds`);

@@ -9,14 +9,15 @@
  * checks that every case runs, and its numbers mean nothing; PyTorch is skipped on the
  * emulator and wherever torch.cuda is unavailable, saying why. Exit status 1 when a case failed.
  */
-import { readdirSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { cudaInfo } from "../../src/device.js";
 import { createContext, type GpuBenchOutput, type GpuBenchSuite, type HarnessOptions } from "./harness.js";
 import { findTorchPython, TorchServer } from "./torch.js";
+import { loadSuites } from "../suites.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,14 +50,7 @@ if (!Number.isInteger(options.rounds) || options.rounds < 1) throw new RangeErro
 if (!(options.targetSeconds >= 0)) throw new RangeError("bench/gpu: --target-seconds must be >= 0");
 
 const here = dirname(fileURLToPath(import.meta.url));
-const files = readdirSync(here).filter((f) => f.endsWith(".bench.ts")).sort();
-const suites: GpuBenchSuite[] = [];
-for (const file of files) {
-  const mod = (await import(pathToFileURL(join(here, file)).href)) as { suite: GpuBenchSuite };
-  if (positionals.length === 0 || positionals.includes(mod.suite.name)) suites.push(mod.suite);
-}
-const unknown = positionals.filter((p) => !suites.some((s) => s.name === p));
-if (unknown.length) throw new Error(`bench/gpu: unknown suite(s) ${unknown.join(", ")}; have ${files.join(", ")}`);
+const suites = await loadSuites<GpuBenchSuite>(here, positionals, "bench/gpu");
 
 const device = info.devices[0]!;
 const deviceText = `cuda:0 ${device.name} (sm ${device.computeCapability}, ${device.multiprocessors} SMs)${info.emulated ? " [emulated]" : ""}`;
