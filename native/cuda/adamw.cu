@@ -107,13 +107,11 @@ __global__ void adamw_kernel(float* params, float* m, float* v, uint16_t* params
 // Block b of the canonical sum by warp b: lane j sums x[i]² over i ≡ j (mod 32) in order,
 // then lanes fold as lanes[j] += lanes[j + w] for w = 16 .. 1.
 __global__ void sum_squares_kernel(double* partial, const float* x, int64_t n, int64_t blocks) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * NORM_WARPS + threadIdx.x / 32;
-  if (b >= blocks) return;  // whole warps leave together
-  const int lane = threadIdx.x % 32;
-  const int64_t lo = b * NORM_GRAIN;
-  const int64_t hi = lo + NORM_GRAIN < n ? lo + NORM_GRAIN : n;
+  WarpBlock w;
+  if (!warp_block(NORM_WARPS, NORM_GRAIN, n, blocks, w)) return;
+  const int64_t hi = w.hi;
   double acc = 0.0;
-  int64_t i = lo + lane;
+  int64_t i = w.lo + w.lane;
   constexpr int UNROLL = 8;  // loads in flight per lane; the sum itself stays in order
   for (; i + (UNROLL - 1) * 32 < hi; i += UNROLL * 32) {
     float xs[UNROLL];
@@ -127,8 +125,8 @@ __global__ void sum_squares_kernel(double* partial, const float* x, int64_t n, i
     const double d = x[i];
     acc += d * d;
   }
-  for (int w = 16; w >= 1; w /= 2) acc += __shfl_down_sync(0xffffffffu, acc, w);
-  if (lane == 0) partial[b] = acc;
+  acc = fold_lanes(acc);
+  if (w.lane == 0) partial[w.b] = acc;
 }
 
 __global__ void scale_kernel(float* x, int64_t n, float c) {

@@ -88,6 +88,31 @@ class DeviceScratch {
   void* p_;
 };
 
+/// One block of the CPU's canonical sum (the global gradient norm, EWC's penalty), summed by
+/// one warp: elements [lo, hi) of block b, lane `lane` taking i ≡ lane (mod 32) in order.
+struct WarpBlock {
+  int64_t b, lo, hi;
+  int lane;
+};
+
+/// This thread's block when every thread block runs `warps` warps over blocks of `grain`
+/// elements; false past the last block (whole warps leave together).
+__device__ inline bool warp_block(int warps, int64_t grain, int64_t n, int64_t blocks, WarpBlock& w) {
+  w.b = static_cast<int64_t>(blockIdx.x) * warps + threadIdx.x / 32;
+  if (w.b >= blocks) return false;
+  w.lane = static_cast<int>(threadIdx.x % 32);
+  w.lo = w.b * grain;
+  w.hi = w.lo + grain < n ? w.lo + grain : n;
+  return true;
+}
+
+/// The CPU's tree over a warp's lane sums: lanes[j] += lanes[j + w] for w = 16, 8, 4, 2, 1;
+/// lane 0 returns the block's sum.
+__device__ inline double fold_lanes(double acc) {
+  for (int w = 16; w >= 1; w /= 2) acc = __dadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, w));
+  return acc;
+}
+
 /// Waits for ctx's queued work (a kernel fault is reported under `op`), then returns the sum of
 /// the `count` doubles at `partials` (device memory), added on the host in index order: the
 /// fixed-order final step of a deterministic reduction.

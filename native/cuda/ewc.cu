@@ -26,21 +26,18 @@ constexpr int THREADS = 256;
 // Block b of the canonical sum by warp b; writes partial[b].
 __global__ void ewc_penalty_kernel(double* partial, float* g, const float* p, const float* a, const float* f, float lambda,
                                    int64_t n, int64_t blocks) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * PENALTY_WARPS + threadIdx.x / 32;
-  if (b >= blocks) return;  // whole warps leave together
-  const int lane = threadIdx.x % 32;
-  const int64_t lo = b * GRAIN;
-  const int64_t hi = lo + GRAIN < n ? lo + GRAIN : n;
+  WarpBlock w;
+  if (!warp_block(PENALTY_WARPS, GRAIN, n, blocks, w)) return;
   double acc = 0.0;
-  for (int64_t i = lo + lane; i < hi; i += 32) {
+  for (int64_t i = w.lo + w.lane; i < w.hi; i += 32) {
     const float d = __fsub_rn(p[i], a[i]);
     const float fi = f[i];
     if (g) g[i] = __fadd_rn(g[i], __fmul_rn(__fmul_rn(lambda, fi), d));
     const double fd = __dmul_rn(static_cast<double>(fi), static_cast<double>(d));  // exact
     acc = __dadd_rn(acc, __dmul_rn(fd, static_cast<double>(d)));
   }
-  for (int w = 16; w >= 1; w /= 2) acc = __dadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, w));
-  if (lane == 0) partial[b] = acc;
+  acc = fold_lanes(acc);
+  if (w.lane == 0) partial[w.b] = acc;
 }
 
 __global__ void ewc_fisher_kernel(float* f, const float* g, int64_t n, float scale) {
