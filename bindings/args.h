@@ -87,6 +87,10 @@ class Args {
   const char* op_;
 };
 
+/// What `rows` rows of `cols` units at `stride` span: (rows - 1)·stride + cols, 0 for no rows
+/// (copyRows in elements, cuda.copyRowsOnDevice in bytes).
+inline int64_t rows_extent(int64_t rows, int64_t cols, int64_t stride) { return rows == 0 ? 0 : (rows - 1) * stride + cols; }
+
 using Handler = Napi::Value (*)(const Napi::CallbackInfo&);
 
 /// Adds exports[name] = handler, converting any C++ exception it throws into a JS Error

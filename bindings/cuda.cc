@@ -211,10 +211,10 @@ Napi::Value CopyRowsOnDevice(const Napi::CallbackInfo& info) {
     args.range_error("the pitches (" + std::to_string(dst_pitch) + ", " + std::to_string(src_pitch) +
                      ") must be at least rowBytes = " + std::to_string(row_bytes));
   }
-  const auto extent = [&](int64_t pitch) { return rows == 0 ? 0 : (rows - 1) * pitch + row_bytes; };
-  if (extent(dst_pitch) > static_cast<int64_t>(dst.byte_length) || extent(src_pitch) > static_cast<int64_t>(src.byte_length)) {
+  const int64_t dst_extent = rows_extent(rows, row_bytes, dst_pitch), src_extent = rows_extent(rows, row_bytes, src_pitch);
+  if (dst_extent > static_cast<int64_t>(dst.byte_length) || src_extent > static_cast<int64_t>(src.byte_length)) {
     args.range_error(std::to_string(rows) + " rows of " + std::to_string(row_bytes) + " bytes span " +
-                     std::to_string(extent(dst_pitch)) + " and " + std::to_string(extent(src_pitch)) +
+                     std::to_string(dst_extent) + " and " + std::to_string(src_extent) +
                      " bytes but dst has " + std::to_string(dst.byte_length) + " and src " + std::to_string(src.byte_length));
   }
   const CudaContext& ctx = cuda_contexts(info.Env()).get(dst.allocation->device);

@@ -131,9 +131,6 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
 }
 
-// The extent a strided set of rows spans, in elements: (rows - 1) * stride + cols.
-int64_t rows_extent(int64_t rows, int64_t cols, int64_t stride) { return rows == 0 ? 0 : (rows - 1) * stride + cols; }
-
 // copyRows(dst, src, rows, cols, dstStride, srcStride): row r of `cols` elements from
 // src[r * srcStride] to dst[r * dstStride], r ascending, each as memmove. Typed arrays of one
 // element type; counts in elements. One call for what would be a typed-array view and a set()
